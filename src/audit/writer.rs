@@ -1,0 +1,989 @@
+//! The writer task: one thread owns the log file; everything else sends it
+//! records over a bounded queue and (for crossings) waits for the ack.
+//!
+//! # Batching
+//!
+//! The task takes everything queued (up to [`QUEUE`] entries), assigns
+//! `seq`/`prev`/`hash` in queue order, writes the batch with one `write_all`
+//! (one per file when the batch crosses a rotation), then acks each record.
+//!
+//! # Durability
+//!
+//! A record is acknowledged once `write(2)` has put it in the OS page cache:
+//! it survives a customs crash, and a machine crash or power loss loses at
+//! most the records of about the last second. The file is `fsync`ed at most
+//! [`SYNC_EVERY`] after a write, before each rotation and at shutdown. With
+//! the stdout sink a record is acknowledged once written to fd 1; durability
+//! is then the reader's business.
+//!
+//! # Failures
+//!
+//! A record that cannot be written is not part of the chain: the file is cut
+//! back to the last whole record and the next record's `prev` is the last
+//! *written* hash. [`Auditor::healthy`] is false from a failed write (or
+//! `fsync`) until a later one succeeds, so the pipeline can refuse (503)
+//! before forwarding when `on_failure: refuse`.
+//!
+//! # Rotation
+//!
+//! Before a write would take the file past `rotate_bytes` (0: never), the
+//! file is `fsync`ed and renamed after its first `seq`
+//! (`crossings.000000000001.jsonl`, [`chain::rotated_name`]) and a new file
+//! is started; `seq` and `prev` carry over. A failed rotation is logged and retried with the next batch;
+//! records keep going to the current file meanwhile.
+//!
+//! # Restart
+//!
+//! On start the chain resumes from the last line of the existing file (or,
+//! when that is empty or missing, of the newest rotated file). A torn or
+//! altered last line stops `start` with an error rather than extending a
+//! broken chain; the stdout sink always starts a new chain at `seq` 1.
+//!
+//! # Shutdown
+//!
+//! When every [`Auditor`] clone is dropped the task writes what is queued,
+//! `fsync`s, logs the final `seq`/`hash` and exits.
+
+use super::chain::{self, Fault};
+use super::{Crossing, Entry, Event};
+use crate::config::{AuditSettings, AuditSink};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Queue depth between the pipeline and the writer, and the largest batch.
+pub const QUEUE: usize = 4096;
+
+/// Longest time a written record stays un-`fsync`ed.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the audit log could not take a record.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The log file (or its directory) could not be created or opened.
+    #[error("cannot open audit log {}: {error}", path.display())]
+    Open {
+        /// The log file.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// The existing log ends in a line that is not a valid record.
+    #[error(
+        "cannot resume audit log {}: last record: {reason}; check it with `customs audit verify` and move the damaged file aside",
+        path.display()
+    )]
+    Resume {
+        /// The file whose last line is bad.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: Fault,
+    },
+    /// The batch holding this record could not be written; it is not in the chain.
+    #[error("audit log write failed: {0}")]
+    Write(Arc<io::Error>),
+    /// The record could not be serialised (a bug, not an I/O problem).
+    #[error("audit record could not be serialised: {0}")]
+    Serialize(String),
+    /// The writer task has stopped.
+    #[error("audit writer is not running")]
+    Closed,
+}
+
+/// Handle to the writer task. Cheap to clone; the task exits when the last
+/// clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+/// State the writer publishes to every handle.
+#[derive(Debug)]
+struct Shared {
+    write_ok: AtomicBool,
+    sync_ok: AtomicBool,
+    written: AtomicU64,
+    failures: AtomicU64,
+}
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+enum Msg {
+    /// A record, with an ack when the sender waits for it.
+    Append(Entry, Option<Ack>),
+    /// Periodic: `fsync` if anything is unsynced; check the file is still there.
+    Tick,
+}
+
+/// Starts the writer task. With a file sink, creates missing parent
+/// directories, opens the file and resumes its chain.
+///
+/// Must be called within a tokio runtime. The returned handle finishes once
+/// every [`Auditor`] clone is dropped and the queue is written and synced.
+///
+/// # Errors
+/// [`AuditError::Open`] when the file cannot be opened or created,
+/// [`AuditError::Resume`] when its last line is not a valid record.
+pub async fn start(settings: AuditSettings) -> Result<(Auditor, JoinHandle<()>), AuditError> {
+    let (out, head): (Box<dyn Output>, Head) = match settings.sink {
+        AuditSink::Stdout => (Box::new(StdoutOutput), Head::genesis()),
+        AuditSink::File(path) => {
+            let (file, head) = tokio::task::spawn_blocking(move || FileOutput::open(path))
+                .await
+                .map_err(|_| AuditError::Closed)??;
+            (Box::new(file), head)
+        }
+    };
+    tracing::info!(seq = head.seq, hash = %head.hash, "audit log opened");
+    let shared = Arc::new(Shared {
+        write_ok: AtomicBool::new(true),
+        sync_ok: AtomicBool::new(true),
+        written: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+    });
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(tick(tx.downgrade()));
+    let log = Log::new(out, head, settings.rotate_bytes, Arc::clone(&shared));
+    let task = tokio::task::spawn_blocking(move || run(rx, log));
+    Ok((Auditor { tx, shared }, task))
+}
+
+impl Auditor {
+    /// Appends one crossing and returns once it is written to the OS.
+    ///
+    /// Dropping the future after the record was queued does not withdraw
+    /// it: it is still written.
+    ///
+    /// # Errors
+    /// [`AuditError::Write`] when its batch could not be written (the record
+    /// is then not in the chain), [`AuditError::Closed`] when the task stopped.
+    pub async fn record(&self, rec: Crossing) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Entry::Crossing(Box::new(rec)), Some(ack)).await?;
+        done.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Queues one event; it joins the chain in queue order. Returns once
+    /// queued, without waiting for the write.
+    ///
+    /// # Errors
+    /// [`AuditError::Closed`] when the task stopped.
+    pub async fn event(&self, ev: Event) -> Result<(), AuditError> {
+        self.send(Entry::Event(Box::new(ev)), None).await
+    }
+
+    async fn send(&self, entry: Entry, ack: Option<Ack>) -> Result<(), AuditError> {
+        self.tx
+            .send(Msg::Append(entry, ack))
+            .await
+            .map_err(|_| AuditError::Closed)
+    }
+
+    /// False after a write or `fsync` failed (until a later one succeeds),
+    /// or when the writer task has stopped.
+    #[must_use]
+    pub fn healthy(&self) -> bool {
+        self.shared.write_ok.load(Ordering::Acquire)
+            && self.shared.sync_ok.load(Ordering::Acquire)
+            && !self.tx.is_closed()
+    }
+
+    /// Records (crossings and events) written since start.
+    #[must_use]
+    pub fn records_written(&self) -> u64 {
+        self.shared.written.load(Ordering::Relaxed)
+    }
+
+    /// Records that could not be written, plus failed `fsync`s and a
+    /// vanished log file: each is an alertable failure.
+    #[must_use]
+    pub fn failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// Asks the writer to sync once per [`SYNC_EVERY`]; holds only a weak
+/// sender so it never keeps the writer alive.
+async fn tick(weak: mpsc::WeakSender<Msg>) {
+    let mut interval = tokio::time::interval(SYNC_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let Some(tx) = weak.upgrade() else { return };
+        // A full queue means the writer is busy; it syncs when due anyway.
+        let _ = tx.try_send(Msg::Tick);
+    }
+}
+
+/// The writer thread: batches until every sender is gone, then syncs.
+fn run(mut rx: mpsc::Receiver<Msg>, mut log: Log) {
+    let mut msgs = Vec::with_capacity(QUEUE);
+    while rx.blocking_recv_many(&mut msgs, QUEUE) > 0 {
+        let mut batch = Vec::with_capacity(msgs.len());
+        let mut ticked = false;
+        for msg in msgs.drain(..) {
+            match msg {
+                Msg::Append(entry, ack) => batch.push((entry, ack)),
+                Msg::Tick => ticked = true,
+            }
+        }
+        log.append(batch);
+        if ticked {
+            log.check_file();
+        }
+        if ticked || log.sync_due() {
+            log.sync();
+        }
+    }
+    if !log.sync() {
+        tracing::error!("audit log closed with unsynced records");
+    }
+    tracing::info!(seq = log.head.seq, hash = %log.head.hash, "audit log closed");
+}
+
+/// The last record written: where the chain continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+impl Head {
+    fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: chain::GENESIS.to_owned(),
+        }
+    }
+}
+
+/// Sealed lines waiting for one write, with their acks.
+#[derive(Default)]
+struct Segment {
+    bytes: Vec<u8>,
+    acks: Vec<Option<Ack>>,
+    first_seq: Option<u64>,
+    last: Option<Head>,
+}
+
+/// The chain state and the output; runs on the writer thread only.
+struct Log {
+    out: Box<dyn Output>,
+    head: Head,
+    rotate_bytes: u64,
+    shared: Arc<Shared>,
+    unsynced: bool,
+    last_sync: Instant,
+    rotation_blocked: bool,
+}
+
+impl Log {
+    fn new(out: Box<dyn Output>, head: Head, rotate_bytes: u64, shared: Arc<Shared>) -> Self {
+        Self {
+            out,
+            head,
+            rotate_bytes,
+            shared,
+            unsynced: false,
+            last_sync: Instant::now(),
+            rotation_blocked: false,
+        }
+    }
+
+    /// Seals and writes a batch in queue order, rotating between lines.
+    fn append(&mut self, batch: Vec<(Entry, Option<Ack>)>) {
+        self.rotation_blocked = false;
+        let mut seg = Segment::default();
+        for (entry, ack) in batch {
+            let fields = match entry.to_fields() {
+                Ok(fields) => fields,
+                Err(e) => {
+                    self.reject(ack, &e.to_string());
+                    continue;
+                }
+            };
+            let mut sealed = self.seal(&seg, &fields);
+            if let Ok((_, s)) = &sealed
+                && self.rotation_due(seg.bytes.len(), s.line.len())
+            {
+                self.flush(&mut seg);
+                self.rotate();
+                // Sealed on the segment's tip; after the flush the head may differ.
+                sealed = self.seal(&seg, &fields);
+            }
+            match sealed {
+                Ok((seq, s)) => {
+                    seg.bytes.extend_from_slice(&s.line);
+                    seg.acks.push(ack);
+                    seg.first_seq.get_or_insert(seq);
+                    seg.last = Some(Head { seq, hash: s.hash });
+                }
+                Err(e) => self.reject(ack, &e.to_string()),
+            }
+        }
+        self.flush(&mut seg);
+    }
+
+    /// Seals `fields` as the record after the segment's last (or the head).
+    fn seal(&self, seg: &Segment, fields: &[u8]) -> Result<(u64, chain::Sealed), chain::SealError> {
+        let tip = seg.last.as_ref().unwrap_or(&self.head);
+        let seq = tip.seq + 1;
+        chain::seal(seq, &tip.hash, fields).map(|s| (seq, s))
+    }
+
+    /// Whether adding `line` bytes after `pending` would pass `rotate_bytes`.
+    /// A file holding nothing yet takes the line whatever its size.
+    fn rotation_due(&self, pending: usize, line: usize) -> bool {
+        let used = self.out.len() + pending as u64;
+        self.rotate_bytes > 0
+            && self.out.rotates()
+            && !self.rotation_blocked
+            && used > 0
+            && used + line as u64 > self.rotate_bytes
+    }
+
+    /// Writes the segment; on success it becomes the head, on failure none
+    /// of it is in the chain. Acks either way.
+    fn flush(&mut self, seg: &mut Segment) {
+        let seg = std::mem::take(seg);
+        let (Some(first_seq), Some(last)) = (seg.first_seq, seg.last) else {
+            return;
+        };
+        match self.out.append(&seg.bytes, first_seq) {
+            Ok(()) => {
+                self.head = last;
+                self.unsynced = true;
+                let n = seg.acks.len() as u64;
+                self.shared.written.fetch_add(n, Ordering::Relaxed);
+                self.shared.write_ok.store(true, Ordering::Release);
+                for ack in seg.acks.into_iter().flatten() {
+                    // The caller may have gone away; the record is written regardless.
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = seg.acks.len(), "audit log write failed");
+                self.shared.write_ok.store(false, Ordering::Release);
+                let e = Arc::new(e);
+                self.fail(seg.acks, || AuditError::Write(Arc::clone(&e)));
+            }
+        }
+    }
+
+    /// A record that cannot be sealed: a bug, reported to its sender.
+    fn reject(&self, ack: Option<Ack>, error: &str) {
+        tracing::error!(error, "audit record not serialisable");
+        self.fail(vec![ack], || AuditError::Serialize(error.to_owned()));
+    }
+
+    /// Counts and reports records that are not in the chain.
+    fn fail(&self, acks: Vec<Option<Ack>>, error: impl Fn() -> AuditError) {
+        self.shared
+            .failures
+            .fetch_add(acks.len() as u64, Ordering::Relaxed);
+        for ack in acks.into_iter().flatten() {
+            let _ = ack.send(Err(error()));
+        }
+    }
+
+    /// Syncs, then moves the file aside; on failure keeps appending to it
+    /// and retries with the next batch.
+    fn rotate(&mut self) {
+        let result = if self.sync() {
+            self.out.rotate()
+        } else {
+            Err(io::Error::other("fsync before rotation failed"))
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(seq = self.head.seq, hash = %self.head.hash, "audit log rotated")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit log rotation failed; still appending to the current file");
+                self.rotation_blocked = true;
+            }
+        }
+    }
+
+    /// Whether written records have waited [`SYNC_EVERY`] for an `fsync`.
+    fn sync_due(&self) -> bool {
+        self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY
+    }
+
+    /// `fsync`s what was written since the last sync (or retries a failed
+    /// one); true when everything written is durable.
+    fn sync(&mut self) -> bool {
+        if !self.unsynced && self.shared.sync_ok.load(Ordering::Acquire) {
+            return true;
+        }
+        let result = self.out.sync();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "audit log fsync failed");
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.unsynced = false;
+            self.last_sync = Instant::now();
+        }
+        self.shared.sync_ok.store(result.is_ok(), Ordering::Release);
+        result.is_ok()
+    }
+
+    /// Notices a log file deleted or replaced under us (records written to
+    /// an unlinked file are lost to readers); new records go to a new file.
+    fn check_file(&mut self) {
+        if let Err(e) = self.out.check() {
+            tracing::error!(error = %e, "audit log file was removed or replaced; new records go to a new file (the chain shows the gap)");
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where sealed lines go.
+trait Output: Send {
+    /// Bytes in the current file.
+    fn len(&self) -> u64;
+    /// Appends whole lines; on error nothing of `bytes` stays (or nothing
+    /// more is appended until it is cut back). `first_seq` is the first
+    /// line's `seq`, which names the file when it is rotated.
+    fn append(&mut self, bytes: &[u8], first_seq: u64) -> io::Result<()>;
+    /// Makes appended lines durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Whether this output rotates at all.
+    fn rotates(&self) -> bool;
+    /// Renames the (synced) current file to its rotated name, starts a new one.
+    fn rotate(&mut self) -> io::Result<()>;
+    /// Errs (and recovers) when the file was removed or replaced.
+    fn check(&mut self) -> io::Result<()>;
+}
+
+/// Standard output: never rotated, synced by flushing.
+struct StdoutOutput;
+
+impl Output for StdoutOutput {
+    fn len(&self) -> u64 {
+        0
+    }
+    fn append(&mut self, bytes: &[u8], _first_seq: u64) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn rotates(&self) -> bool {
+        false
+    }
+    fn rotate(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn check(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A log file, rotated by size.
+struct FileOutput {
+    path: PathBuf,
+    /// `None` after a rotation or a vanished file, until the next append.
+    file: Option<File>,
+    len: u64,
+    /// `seq` of the file's first line; `None` while the file is empty.
+    first_seq: Option<u64>,
+    /// A failed write may have left a partial line past `len`.
+    torn: bool,
+    /// Devices and pipes are neither truncated nor rotated.
+    regular: bool,
+}
+
+impl FileOutput {
+    /// Opens (creating it and its directories) and finds the chain's head.
+    fn open(path: PathBuf) -> Result<(Self, Head), AuditError> {
+        let open_err = |error| AuditError::Open {
+            path: path.clone(),
+            error,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(open_err)?;
+        }
+        let file = open_append(&path, false).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        let regular = meta.is_file();
+        let len = if regular { meta.len() } else { 0 };
+        let (head, first_seq) = if len > 0 {
+            let resume_err = |reason| AuditError::Resume {
+                path: path.clone(),
+                reason,
+            };
+            let last = last_link(&file, len).map_err(resume_err)?;
+            let first = first_link(&file).map_err(resume_err)?;
+            (
+                Head {
+                    seq: last.seq,
+                    hash: last.hash,
+                },
+                Some(first.seq),
+            )
+        } else {
+            (newest_rotated_head(&path)?, None)
+        };
+        let out = Self {
+            path,
+            file: Some(file),
+            len,
+            first_seq,
+            torn: false,
+            regular,
+        };
+        Ok((out, head))
+    }
+}
+
+impl Output for FileOutput {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn append(&mut self, bytes: &[u8], first_seq: u64) -> io::Result<()> {
+        if self.file.is_none() {
+            // A fresh file only: appending to one we did not resume would fork the chain.
+            self.file = Some(open_append(&self.path, true)?);
+            (self.len, self.first_seq, self.torn) = (0, None, false);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("audit log file not open"));
+        };
+        if self.torn {
+            file.set_len(self.len)?;
+            self.torn = false;
+        }
+        if let Err(e) = file.write_all(bytes) {
+            // ENOSPC mid-write leaves half a line: cut back to the last whole record.
+            self.torn = self.regular && file.set_len(self.len).is_err();
+            return Err(e);
+        }
+        self.len += bytes.len() as u64;
+        self.first_seq.get_or_insert(first_seq);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &self.file {
+            Some(file) if self.regular => file.sync_data(),
+            _ => Ok(()),
+        }
+    }
+
+    fn rotates(&self) -> bool {
+        self.regular
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let Some(first_seq) = self.first_seq else {
+            return Ok(());
+        };
+        let target = chain::rotated_name(&self.path, first_seq);
+        // rename(2) would silently replace an existing file.
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", target.display()),
+            ));
+        }
+        fs::rename(&self.path, &target)?;
+        (self.file, self.len, self.first_seq, self.torn) = (None, 0, None, false);
+        sync_dir(&self.path);
+        self.file = Some(open_append(&self.path, true)?);
+        Ok(())
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if !self.regular || same_file(file, &self.path)? {
+            return Ok(());
+        }
+        (self.file, self.len, self.first_seq, self.torn) = (None, 0, None, false);
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} was removed or replaced", self.path.display()),
+        ))
+    }
+}
+
+/// Opens for appending (and reading, to resume), creating the file.
+fn open_append(path: &Path, fresh: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    if fresh {
+        options.create_new(true);
+    } else {
+        options.create(true);
+    }
+    options.open(path)
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> io::Result<bool> {
+    Ok(path.exists())
+}
+
+/// Makes a rename durable. Best effort: not every platform can open a directory.
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(error = %e, dir = %dir.display(), "could not fsync the audit directory after rotation");
+    }
+}
+
+/// The chain's head from the newest rotated file next to `path`, or genesis.
+fn newest_rotated_head(path: &Path) -> Result<Head, AuditError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let open_err = |error| AuditError::Open {
+        path: dir.to_path_buf(),
+        error,
+    };
+    let mut newest: Option<String> = None;
+    for entry in fs::read_dir(dir).map_err(open_err)? {
+        let name = entry
+            .map_err(open_err)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if chain::is_rotated_name(&base, &name) && newest.as_ref().is_none_or(|n| name > *n) {
+            newest = Some(name);
+        }
+    }
+    let Some(name) = newest else {
+        return Ok(Head::genesis());
+    };
+    let rotated = dir.join(name);
+    let resume_err = |reason| AuditError::Resume {
+        path: rotated.clone(),
+        reason,
+    };
+    let file = File::open(&rotated).map_err(|error| AuditError::Open {
+        path: rotated.clone(),
+        error,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|e| resume_err(Fault::Unreadable(e.to_string())))?
+        .len();
+    let last = last_link(&file, len).map_err(resume_err)?;
+    Ok(Head {
+        seq: last.seq,
+        hash: last.hash,
+    })
+}
+
+/// The last line of a file of `len` bytes, checked. Reads backwards in
+/// growing windows so a large file costs one small read.
+fn last_link(mut file: &File, len: u64) -> Result<chain::Link, Fault> {
+    let unreadable = |e: io::Error| Fault::Unreadable(e.to_string());
+    let mut window = len.min(64 * 1024);
+    loop {
+        let mut buf =
+            vec![0; usize::try_from(window).map_err(|e| Fault::Unreadable(e.to_string()))?];
+        file.seek(SeekFrom::Start(len - window))
+            .map_err(unreadable)?;
+        file.read_exact(&mut buf).map_err(unreadable)?;
+        let body = buf.strip_suffix(b"\n").ok_or(Fault::Truncated)?;
+        match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => return chain::check_line(&body[i + 1..]),
+            None if window == len => return chain::check_line(body),
+            None => window = (window * 2).min(len),
+        }
+    }
+}
+
+/// The first line of a non-empty file, checked.
+fn first_link(mut file: &File) -> Result<chain::Link, Fault> {
+    let unreadable = |e: io::Error| Fault::Unreadable(e.to_string());
+    file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .read_until(b'\n', &mut line)
+        .map_err(unreadable)?;
+    let line = line.strip_suffix(b"\n").ok_or(Fault::Truncated)?;
+    chain::check_line(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// In-memory output: one buffer per file, failing on demand.
+    #[derive(Clone, Default)]
+    struct Mem {
+        files: Arc<Mutex<Vec<Vec<u8>>>>,
+        fail: Arc<AtomicBool>,
+        fail_sync: Arc<AtomicBool>,
+        syncs: Arc<AtomicU64>,
+    }
+
+    impl Mem {
+        fn files(&self) -> Vec<Vec<u8>> {
+            self.files.lock().expect("lock").clone()
+        }
+    }
+
+    impl Output for Mem {
+        fn len(&self) -> u64 {
+            self.files
+                .lock()
+                .expect("lock")
+                .last()
+                .map_or(0, |f| f.len() as u64)
+        }
+        fn append(&mut self, bytes: &[u8], _first_seq: u64) -> io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(io::Error::other("disk full"));
+            }
+            let mut files = self.files.lock().expect("lock");
+            match files.last_mut() {
+                Some(f) => f.extend_from_slice(bytes),
+                None => files.push(bytes.to_vec()),
+            }
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            if self.fail_sync.load(Ordering::SeqCst) {
+                return Err(io::Error::other("EIO"));
+            }
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn rotates(&self) -> bool {
+            true
+        }
+        fn rotate(&mut self) -> io::Result<()> {
+            self.files.lock().expect("lock").push(Vec::new());
+            Ok(())
+        }
+        fn check(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            write_ok: AtomicBool::new(true),
+            sync_ok: AtomicBool::new(true),
+            written: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    fn event(n: u64) -> Entry {
+        let detail = BTreeMap::from([("n".to_owned(), n.into())]);
+        Entry::Event(Box::new(Event {
+            ts: "t".into(),
+            event: "reload",
+            integration: None,
+            detail,
+        }))
+    }
+
+    /// Appends events `ns` as one batch; returns each one's ack.
+    fn append(log: &mut Log, ns: &[u64]) -> Vec<Result<(), AuditError>> {
+        let (batch, acks): (Vec<_>, Vec<_>) = ns
+            .iter()
+            .map(|&n| {
+                let (tx, rx) = oneshot::channel();
+                ((event(n), Some(tx)), rx)
+            })
+            .unzip();
+        log.append(batch);
+        acks.into_iter()
+            .map(|mut rx| rx.try_recv().expect("acked"))
+            .collect()
+    }
+
+    /// Checks every line and the links between them; returns (seq, n).
+    fn chain_of(bytes: &[u8]) -> Vec<(u64, u64)> {
+        let mut prev = None::<chain::Link>;
+        let mut out = Vec::new();
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\n").expect("whole line");
+            let link = chain::check_line(line).expect("valid line");
+            if let Some(p) = &prev {
+                assert_eq!((link.seq, &link.prev), (p.seq + 1, &p.hash), "chained");
+            }
+            let value: serde_json::Value = serde_json::from_slice(line).expect("json");
+            out.push((link.seq, value["n"].as_u64().expect("n")));
+            prev = Some(link);
+        }
+        out
+    }
+
+    #[test]
+    fn batch_is_chained_in_order_and_split_at_rotation() {
+        let mem = Mem::default();
+        let mut log = Log::new(Box::new(mem.clone()), Head::genesis(), 450, shared());
+        let acks = append(&mut log, &[1, 2, 3, 4, 5]);
+        assert!(acks.iter().all(Result::is_ok));
+        let files = mem.files();
+        assert_eq!(files.len(), 3, "two ~200-byte lines per 450-byte file");
+        assert!(files.iter().all(|f| f.len() <= 450));
+        let all: Vec<u8> = files.concat();
+        assert_eq!(chain_of(&all), [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
+        assert_eq!(log.shared.written.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn failed_write_is_not_in_the_chain_and_health_recovers() {
+        let mem = Mem::default();
+        let mut log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
+        assert!(append(&mut log, &[1, 2]).iter().all(Result::is_ok));
+
+        mem.fail.store(true, Ordering::SeqCst);
+        let acks = append(&mut log, &[3]);
+        assert!(matches!(acks[0], Err(AuditError::Write(_))));
+        assert!(!log.shared.write_ok.load(Ordering::SeqCst));
+        assert_eq!(log.shared.failures.load(Ordering::SeqCst), 1);
+
+        mem.fail.store(false, Ordering::SeqCst);
+        assert!(append(&mut log, &[4]).iter().all(Result::is_ok));
+        assert!(log.shared.write_ok.load(Ordering::SeqCst));
+        assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2), (3, 4)]);
+    }
+
+    #[test]
+    fn one_line_larger_than_rotate_bytes_gets_a_file_of_its_own() {
+        let mem = Mem::default();
+        let mut log = Log::new(Box::new(mem.clone()), Head::genesis(), 10, shared());
+        assert!(append(&mut log, &[1, 2]).iter().all(Result::is_ok));
+        assert_eq!(mem.files().len(), 2);
+        assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn failed_fsync_makes_the_log_unhealthy_until_one_succeeds() {
+        let mem = Mem::default();
+        let mut log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
+        assert!(append(&mut log, &[1]).iter().all(Result::is_ok));
+        mem.fail_sync.store(true, Ordering::SeqCst);
+        assert!(!log.sync());
+        assert!(!log.shared.sync_ok.load(Ordering::SeqCst));
+        assert_eq!(log.shared.failures.load(Ordering::SeqCst), 1);
+        mem.fail_sync.store(false, Ordering::SeqCst);
+        assert!(log.sync(), "retried although nothing new was written");
+        assert!(log.shared.sync_ok.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn shutdown_writes_everything_queued_then_syncs() {
+        let mem = Mem::default();
+        let log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
+        let (tx, rx) = mpsc::channel(QUEUE);
+        for n in 1..=3 {
+            assert!(tx.try_send(Msg::Append(event(n), None)).is_ok());
+        }
+        assert!(tx.try_send(Msg::Tick).is_ok());
+        drop(tx);
+        run(rx, log);
+        assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
+    }
+
+    fn file_log(path: &Path, rotate_bytes: u64) -> Log {
+        let (out, head) = FileOutput::open(path.to_path_buf()).expect("opens");
+        Log::new(Box::new(out), head, rotate_bytes, shared())
+    }
+
+    #[test]
+    fn file_resumes_from_live_file_then_from_newest_rotated_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/crossings.jsonl");
+        let mut log = file_log(&path, 0);
+        assert!(append(&mut log, &[1, 2, 3]).iter().all(Result::is_ok));
+        drop(log);
+
+        let mut log = file_log(&path, 450);
+        assert_eq!(log.head.seq, 3);
+        assert!(append(&mut log, &[4, 5, 6]).iter().all(Result::is_ok));
+        drop(log);
+        let rotated = chain::rotated_name(&path, 1);
+        assert!(
+            rotated.exists(),
+            "the resumed file was rotated under its first seq"
+        );
+
+        // Crash between rename and the first write: no live file.
+        fs::remove_file(&path).ok();
+        let log = file_log(&path, 450);
+        let newest = fs::read(chain::rotated_name(&path, 4)).expect("second rotated file");
+        assert_eq!(log.head.seq, chain_of(&newest).last().expect("lines").0);
+    }
+
+    #[test]
+    fn torn_last_line_stops_resume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("crossings.jsonl");
+        let mut log = file_log(&path, 0);
+        assert!(append(&mut log, &[1]).iter().all(Result::is_ok));
+        drop(log);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(br#"{"seq":2,"prev":"#).expect("write");
+        let Err(err) = FileOutput::open(path) else {
+            panic!("resumed past a torn line");
+        };
+        assert!(
+            matches!(
+                err,
+                AuditError::Resume {
+                    reason: Fault::Truncated,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn vanished_file_is_counted_and_a_new_one_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("crossings.jsonl");
+        let mut log = file_log(&path, 0);
+        assert!(append(&mut log, &[1, 2]).iter().all(Result::is_ok));
+        fs::remove_file(&path).expect("remove");
+        log.check_file();
+        assert_eq!(log.shared.failures.load(Ordering::SeqCst), 1);
+        assert!(append(&mut log, &[3]).iter().all(Result::is_ok));
+        let text = fs::read(&path).expect("new file");
+        assert_eq!(chain_of(&text), [(3, 3)]);
+    }
+}

@@ -1,0 +1,267 @@
+//! `customs.yaml` as written (SPEC §2.1): a serde mirror with no logic.
+//! Unknown and duplicate keys are errors; values checked later keep their line.
+
+use super::units::{Size, Span};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A string with its line.
+pub type Text = Spanned<String>;
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The proxy listener.
+    pub listen: ListenFile,
+    /// The admin listener (/metrics, /healthz, /readyz, /inventory).
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+    /// Policies folder, relative to the config file.
+    #[serde(default)]
+    pub policies: Option<Text>,
+    /// The crossing log.
+    #[serde(default)]
+    pub audit: AuditFile,
+    /// Bounds.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Secrets used by the proxy itself.
+    #[serde(default)]
+    pub secrets: SecretsFile,
+    /// The integration inventory.
+    #[serde(default)]
+    pub integrations: Vec<Spanned<IntegrationFile>>,
+}
+
+/// `listen:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFile {
+    /// host:port.
+    pub address: Text,
+    /// TLS on the listener.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+}
+
+/// `listen.tls:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// Certificate chain (PEM).
+    pub cert: Text,
+    /// Private key (PEM).
+    pub key: Text,
+    /// CA of client certificates; enables mTLS identities.
+    #[serde(default)]
+    pub client_ca: Option<Text>,
+}
+
+/// `admin:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// host:port.
+    pub address: Text,
+}
+
+/// `audit.on_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Nothing crosses unaudited: 503.
+    #[default]
+    Refuse,
+    /// Keep serving; count the failure.
+    Continue,
+}
+
+/// `audit:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// File path, `-` for stdout.
+    #[serde(default)]
+    pub path: Option<Text>,
+    /// Rotate when a file reaches this size.
+    #[serde(default)]
+    pub rotate_bytes: Option<Size>,
+    /// What happens when a record cannot be written.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest body, either direction, after decoding.
+    #[serde(default)]
+    pub max_body_bytes: Option<Size>,
+    /// Deepest JSON nesting.
+    #[serde(default)]
+    pub max_json_depth: Option<Spanned<usize>>,
+    /// Whole upstream exchange, headers and body.
+    #[serde(default)]
+    pub upstream_timeout: Option<Span>,
+}
+
+/// `secrets:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFile {
+    /// HMAC key of `hash` rules: `${env:NAME}` or `${file:PATH}`.
+    #[serde(default)]
+    pub hash_key: Option<Text>,
+}
+
+/// One integration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationFile {
+    /// `[a-z0-9-]+`, unique.
+    pub name: Text,
+    /// Who answers for it.
+    pub owner: String,
+    /// Why it exists.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// public | internal | confidential | restricted.
+    pub classification: Classification,
+    /// Data categories.
+    #[serde(default)]
+    pub data: Vec<String>,
+    /// internal | external.
+    pub boundary: Boundary,
+    /// Last security review.
+    pub reviewed: Spanned<jiff::civil::Date>,
+    /// From this date on, every request is refused.
+    pub expires: Spanned<jiff::civil::Date>,
+    /// Path prefix; default `/<name>`.
+    #[serde(default)]
+    pub mount: Option<Text>,
+    /// The partner API.
+    pub upstream: UpstreamFile,
+    /// Calling identities.
+    #[serde(default)]
+    pub clients: Vec<Spanned<ClientFile>>,
+    /// Admit unauthenticated callers.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// What may cross.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteFile>>,
+}
+
+/// Data classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    /// Public.
+    Public,
+    /// Internal.
+    Internal,
+    /// Confidential.
+    Confidential,
+    /// Restricted.
+    Restricted,
+}
+
+/// Which side of the organisation's boundary the upstream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Boundary {
+    /// Inside.
+    Internal,
+    /// A partner or vendor.
+    External,
+}
+
+/// `upstream:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// http(s)://host[:port][/prefix].
+    pub url: Text,
+    /// Extra trust anchor (PEM).
+    #[serde(default)]
+    pub ca: Option<Text>,
+    /// Credential set on every upstream request.
+    #[serde(default)]
+    pub inject: Option<InjectFile>,
+}
+
+/// `upstream.inject:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectFile {
+    /// Header name.
+    pub header: Text,
+    /// Value with `${env:NAME}` / `${file:PATH}` references.
+    pub value: Text,
+    /// When the credential expires, for alerting.
+    #[serde(default)]
+    pub expires: Option<jiff::civil::Date>,
+}
+
+/// One API key hash or a list of them (during rotation).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single `sha256:` hash.
+    One(Text),
+    /// Several, all valid.
+    Many(Vec<Text>),
+}
+
+/// One client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    /// Client id, unique within the integration.
+    pub id: Text,
+    /// `sha256:<hex>` of the API key(s).
+    #[serde(default)]
+    pub api_key: Option<OneOrMany>,
+    /// TLS client certificate identity.
+    #[serde(default)]
+    pub mtls: Option<MtlsFile>,
+    /// Credential end date.
+    #[serde(default)]
+    pub expires: Option<jiff::civil::Date>,
+    /// Least-privilege subset of route ids.
+    #[serde(default)]
+    pub routes: Option<Vec<Text>>,
+}
+
+/// `mtls:` identity: subject CN or a SAN (DNS name or URI).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsFile {
+    /// Subject common name.
+    #[serde(default)]
+    pub subject_cn: Option<String>,
+    /// DNS or URI subject alternative name.
+    #[serde(default)]
+    pub san: Option<String>,
+}
+
+/// One route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Unique within the integration.
+    pub id: Text,
+    /// Allowed methods, upper case.
+    pub methods: Vec<Text>,
+    /// Path pattern below the mount.
+    pub path: Text,
+    /// Request policy name or `pass`.
+    pub request: Text,
+    /// Response policy name or `pass`.
+    pub response: Text,
+    /// Allow `Upgrade` (WebSocket) on this route; both policies must be `pass`.
+    #[serde(default)]
+    pub upgrade: bool,
+}

@@ -1,0 +1,683 @@
+//! Configuration: `customs.yaml` plus the policies folder, validated into one
+//! immutable [`Config`] snapshot. Every mistake is reported with `file:line`;
+//! `check` is "load and print the diagnostics".
+
+pub mod file;
+mod pattern;
+pub mod secret;
+pub mod units;
+
+pub use file::{Boundary, Classification, OnFailure};
+pub use pattern::PathPattern;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::policy::{self, Policy, PolicySet};
+use file::{ConfigFile, IntegrationFile, RouteFile, Text};
+use http::{HeaderName, Method, Uri};
+use secret::SecretTemplate;
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default body limit: 10 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 10 << 20;
+/// Default JSON nesting limit.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// serde_json's recursion limit caps ours.
+pub const MAX_DEPTH_LIMIT: usize = crate::json::MAX_DEPTH;
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The config file.
+    pub file: PathBuf,
+    /// Proxy listener address.
+    pub listen: SocketAddr,
+    /// Listener TLS files.
+    pub tls: Option<TlsFiles>,
+    /// Admin listener address.
+    pub admin: Option<SocketAddr>,
+    /// Crossing log settings.
+    pub audit: AuditSettings,
+    /// Bounds.
+    pub limits: Limits,
+    /// HMAC key of `hash` rules (resolved).
+    pub hash_key: Option<policy::transform::HashKey>,
+    /// Every loaded policy.
+    pub policies: PolicySet,
+    /// Integrations in file order.
+    pub integrations: Vec<Integration>,
+}
+
+/// Listener certificate files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Chain (PEM).
+    pub cert: PathBuf,
+    /// Key (PEM).
+    pub key: PathBuf,
+    /// Client CA (PEM), for mTLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Where crossing records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSink {
+    /// A file, rotated by size.
+    File(PathBuf),
+    /// Standard output.
+    Stdout,
+}
+
+/// `audit:` resolved.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Destination.
+    pub sink: AuditSink,
+    /// Rotation size.
+    pub rotate_bytes: u64,
+    /// Refuse or continue when a record cannot be written.
+    pub on_failure: OnFailure,
+}
+
+/// `limits:` resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body, after decoding.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting.
+    pub max_json_depth: usize,
+    /// Whole upstream exchange.
+    pub upstream_timeout: Duration,
+}
+
+/// One integration: inventory entry, upstream, clients and routes.
+#[derive(Debug)]
+pub struct Integration {
+    /// Unique name.
+    pub name: String,
+    /// Owner contact.
+    pub owner: String,
+    /// Why it exists.
+    pub purpose: String,
+    /// Classification.
+    pub classification: Classification,
+    /// Data categories.
+    pub data: Vec<String>,
+    /// internal | external.
+    pub boundary: Boundary,
+    /// Last review.
+    pub reviewed: jiff::civil::Date,
+    /// End date: refused from this day on.
+    pub expires: jiff::civil::Date,
+    /// Normalised mount prefix without trailing slash (`""` for `/`).
+    pub mount: String,
+    /// Upstream settings.
+    pub upstream: Upstream,
+    /// Calling identities.
+    pub clients: Vec<Client>,
+    /// Admit unauthenticated callers.
+    pub anonymous: bool,
+    /// Routes in file order.
+    pub routes: Vec<Route>,
+}
+
+/// The upstream of an integration.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `http` or `https`.
+    pub https: bool,
+    /// host[:port].
+    pub authority: http::uri::Authority,
+    /// Path prefix without trailing slash.
+    pub base_path: String,
+    /// Extra trust anchor.
+    pub ca: Option<PathBuf>,
+    /// Injected credential.
+    pub inject: Option<Inject>,
+}
+
+/// An injected upstream credential.
+#[derive(Debug)]
+pub struct Inject {
+    /// Header to set.
+    pub header: HeaderName,
+    /// Value template (secret references).
+    pub value: SecretTemplate,
+    /// For alerting.
+    pub expires: Option<jiff::civil::Date>,
+}
+
+/// A calling identity.
+#[derive(Debug)]
+pub struct Client {
+    /// Id within the integration.
+    pub id: String,
+    /// SHA-256 digests of valid API keys.
+    pub key_hashes: Vec<[u8; 32]>,
+    /// Certificate identity.
+    pub mtls: Option<MtlsIdentity>,
+    /// Credential end date.
+    pub expires: Option<jiff::civil::Date>,
+    /// Allowed route ids; `None` = all.
+    pub routes: Option<Vec<String>>,
+}
+
+/// How a client certificate is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MtlsIdentity {
+    /// Subject common name.
+    SubjectCn(String),
+    /// DNS or URI SAN.
+    San(String),
+}
+
+/// One route.
+#[derive(Debug)]
+pub struct Route {
+    /// Unique within the integration.
+    pub id: String,
+    /// Allowed methods.
+    pub methods: Vec<Method>,
+    /// Path pattern below the mount.
+    pub pattern: PathPattern,
+    /// Request policy; `None` = `pass`.
+    pub request: Option<Arc<Policy>>,
+    /// Response policy; `None` = `pass`.
+    pub response: Option<Arc<Policy>>,
+    /// Protocol upgrades allowed (only with `pass` both ways).
+    pub upgrade: bool,
+}
+
+/// Loads and validates a config file and its policies.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let (config, diags) = load_with_diagnostics(path);
+    let errors: Vec<Diagnostic> = diags
+        .into_iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .collect();
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(Diagnostics(errors)),
+    }
+}
+
+/// Loads as far as possible, returning every error and warning.
+pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let d = Diagnostic::error(path, 0, format!("cannot read config: {e}"));
+            let d = d.hint("pass --config FILE or set CUSTOMS_CONFIG");
+            return (None, vec![d]);
+        }
+    };
+    let raw: ConfigFile = match serde_saphyr::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => return (None, vec![Diagnostic::from_yaml(path, &e)]),
+    };
+    let mut b = Builder {
+        file: path,
+        base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        diags: Vec::new(),
+    };
+    let config = b.config(raw);
+    (Some(config), b.diags)
+}
+
+struct Builder<'a> {
+    file: &'a Path,
+    base: PathBuf,
+    diags: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn error(&mut self, line: u64, message: String, hint: &str) {
+        let d = Diagnostic::error(self.file, line, message);
+        self.diags
+            .push(if hint.is_empty() { d } else { d.hint(hint) });
+    }
+
+    fn path(&self, t: &Text) -> PathBuf {
+        self.base.join(&t.value)
+    }
+
+    fn config(&mut self, raw: ConfigFile) -> Config {
+        let policies_dir = raw
+            .policies
+            .as_ref()
+            .map_or_else(|| self.base.join("policies"), |p| self.path(p));
+        let (policies, mut pdiags) = policy::load_dir(&policies_dir);
+        self.diags.append(&mut pdiags);
+        let listen = self.addr(&raw.listen.address);
+        let admin = raw.admin.as_ref().map(|a| self.addr(&a.address));
+        let tls = raw.listen.tls.as_ref().map(|t| TlsFiles {
+            cert: self.path(&t.cert),
+            key: self.path(&t.key),
+            client_ca: t.client_ca.as_ref().map(|c| self.path(c)),
+        });
+        let limits = self.limits(&raw.limits);
+        let audit = self.audit(&raw.audit);
+        let hash_key = self.hash_key(raw.secrets.hash_key.as_ref(), &policies);
+        let integrations = self.integrations(raw.integrations, &policies);
+        Config {
+            file: self.file.to_path_buf(),
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            tls,
+            admin: admin.flatten(),
+            audit,
+            limits,
+            hash_key,
+            policies,
+            integrations,
+        }
+    }
+
+    fn addr(&mut self, t: &Text) -> Option<SocketAddr> {
+        let parsed = t.value.parse().ok();
+        if parsed.is_none() {
+            self.error(
+                t.referenced.line(),
+                format!("invalid address '{}'", t.value),
+                "use IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8443",
+            );
+        }
+        parsed
+    }
+
+    fn limits(&mut self, raw: &file::LimitsFile) -> Limits {
+        let depth = raw.max_json_depth.as_ref();
+        let max_json_depth = depth.map_or(DEFAULT_MAX_DEPTH, |d| d.value);
+        if !(1..=MAX_DEPTH_LIMIT).contains(&max_json_depth) {
+            self.error(
+                depth.map_or(0, |d| d.referenced.line()),
+                format!("max_json_depth {max_json_depth} is out of range"),
+                "use a value from 1 to 127",
+            );
+        }
+        let body = raw.max_body_bytes.map_or(DEFAULT_MAX_BODY, |s| s.0);
+        Limits {
+            max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
+            max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
+            upstream_timeout: raw
+                .upstream_timeout
+                .map_or(Duration::from_secs(30), |s| s.0),
+        }
+    }
+
+    fn audit(&mut self, raw: &file::AuditFile) -> AuditSettings {
+        let sink = match &raw.path {
+            Some(p) if p.value == "-" => AuditSink::Stdout,
+            Some(p) => AuditSink::File(self.path(p)),
+            None => AuditSink::File(self.base.join("audit/crossings.jsonl")),
+        };
+        AuditSettings {
+            sink,
+            rotate_bytes: raw.rotate_bytes.map_or(100 << 20, |s| s.0),
+            on_failure: raw.on_failure,
+        }
+    }
+
+    fn hash_key(
+        &mut self,
+        raw: Option<&Text>,
+        policies: &PolicySet,
+    ) -> Option<policy::transform::HashKey> {
+        let Some(raw) = raw else {
+            if let Some(p) = policies.by_name.values().find(|p| p.needs_hash_key()) {
+                self.diags.push(
+                    Diagnostic::error(self.file, 0, format!("policy '{}' has hash rules but secrets.hash_key is not set", p.name))
+                        .hint("add secrets: { hash_key: ${env:CUSTOMS_HASH_KEY} } and set the variable to 32+ random bytes"),
+                );
+            }
+            return None;
+        };
+        let line = raw.referenced.line();
+        let resolved = SecretTemplate::parse(&raw.value, &self.base).and_then(|t| t.resolve());
+        match resolved {
+            Ok(key) => Some(policy::transform::HashKey::new(key.as_bytes())),
+            Err(e) => {
+                self.error(line, format!("secrets.hash_key: {e}"), "");
+                None
+            }
+        }
+    }
+
+    fn integrations(
+        &mut self,
+        raw: Vec<Spanned<IntegrationFile>>,
+        policies: &PolicySet,
+    ) -> Vec<Integration> {
+        let mut names = HashSet::new();
+        let mut out: Vec<Integration> = Vec::new();
+        for spanned in raw {
+            let it = spanned.value;
+            if !names.insert(it.name.value.clone()) {
+                self.error(
+                    it.name.referenced.line(),
+                    format!("duplicate integration name '{}'", it.name.value),
+                    "integration names must be unique",
+                );
+            }
+            let integration = self.integration(it, policies);
+            self.check_mount_overlap(&out, &integration, spanned.referenced.line());
+            out.push(integration);
+        }
+        out
+    }
+
+    fn check_mount_overlap(&mut self, before: &[Integration], new: &Integration, line: u64) {
+        for other in before {
+            if mounts_overlap(&other.mount, &new.mount) {
+                self.error(
+                    line,
+                    format!(
+                        "mount '{}' of '{}' overlaps mount '{}' of '{}'",
+                        display_mount(&new.mount),
+                        new.name,
+                        display_mount(&other.mount),
+                        other.name
+                    ),
+                    "give each integration a mount that is not a prefix of another",
+                );
+            }
+        }
+    }
+
+    fn integration(&mut self, it: IntegrationFile, policies: &PolicySet) -> Integration {
+        let name = it.name.value.clone();
+        if !is_slug(&name) {
+            self.error(
+                it.name.referenced.line(),
+                format!("integration name '{name}' is not of the form [a-z0-9-]+"),
+                "use lower-case letters, digits and dashes",
+            );
+        }
+        let mount = match &it.mount {
+            Some(m) => self.mount(m),
+            None => format!("/{name}"),
+        };
+        let upstream = self.upstream(it.upstream);
+        let routes = self.routes(it.routes, policies);
+        let route_ids: HashSet<&str> = routes.iter().map(|r| r.id.as_str()).collect();
+        let clients = it
+            .clients
+            .into_iter()
+            .filter_map(|c| self.client(c, &route_ids))
+            .collect();
+        Integration {
+            name,
+            owner: it.owner,
+            purpose: it.purpose.unwrap_or_default(),
+            classification: it.classification,
+            data: it.data,
+            boundary: it.boundary,
+            reviewed: it.reviewed.value,
+            expires: it.expires.value,
+            mount,
+            upstream,
+            clients,
+            anonymous: it.anonymous,
+            routes,
+        }
+    }
+
+    fn mount(&mut self, m: &Text) -> String {
+        let v = m.value.trim_end_matches('/');
+        let ok = m.value.starts_with('/')
+            && v.split('/')
+                .skip(1)
+                .all(|s| !s.is_empty() && s != "." && s != "..")
+            && !v.contains(['*', '?', '#', '%', '\\', ';']);
+        if !ok {
+            self.error(
+                m.referenced.line(),
+                format!("invalid mount '{}'", m.value),
+                "a mount is a plain path prefix such as /acme or /partners/acme",
+            );
+        }
+        v.to_string()
+    }
+
+    fn upstream(&mut self, u: file::UpstreamFile) -> Upstream {
+        let line = u.url.referenced.line();
+        let uri: Option<Uri> = u.url.value.parse().ok();
+        let parts = uri.as_ref().and_then(|uri| {
+            let https = match uri.scheme_str()? {
+                "https" => true,
+                "http" => false,
+                _ => return None,
+            };
+            let authority = uri.authority()?.clone();
+            let ok = uri.query().is_none() && !authority.as_str().contains('@');
+            ok.then(|| {
+                (
+                    https,
+                    authority,
+                    uri.path().trim_end_matches('/').to_string(),
+                )
+            })
+        });
+        let (https, authority, base_path) = parts.unwrap_or_else(|| {
+            self.error(
+                line,
+                format!("invalid upstream url '{}'", u.url.value),
+                "use http(s)://host[:port][/prefix] without query or credentials",
+            );
+            (
+                false,
+                http::uri::Authority::from_static("invalid"),
+                String::new(),
+            )
+        });
+        let ca = u.ca.as_ref().map(|c| self.path(c));
+        let inject = u.inject.and_then(|i| self.inject(i));
+        Upstream {
+            https,
+            authority,
+            base_path,
+            ca,
+            inject,
+        }
+    }
+
+    fn inject(&mut self, i: file::InjectFile) -> Option<Inject> {
+        let header = match HeaderName::from_bytes(i.header.value.as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                let msg = format!("invalid header name '{}'", i.header.value);
+                self.error(
+                    i.header.referenced.line(),
+                    msg,
+                    "e.g. header: Authorization",
+                );
+                return None;
+            }
+        };
+        let line = i.value.referenced.line();
+        let value =
+            SecretTemplate::parse(&i.value.value, &self.base).and_then(|t| t.resolve().map(|_| t));
+        match value {
+            Ok(value) => Some(Inject {
+                header,
+                value,
+                expires: i.expires,
+            }),
+            Err(e) => {
+                let hint = "the integration refuses traffic (503) until the secret can be read";
+                self.error(line, format!("upstream.inject: {e}"), hint);
+                None
+            }
+        }
+    }
+
+    fn routes(&mut self, raw: Vec<Spanned<RouteFile>>, policies: &PolicySet) -> Vec<Route> {
+        let mut ids = HashSet::new();
+        let mut out = Vec::new();
+        for r in raw {
+            let r = r.value;
+            if !ids.insert(r.id.value.clone()) {
+                let msg = format!("duplicate route id '{}'", r.id.value);
+                self.error(
+                    r.id.referenced.line(),
+                    msg,
+                    "route ids must be unique within an integration",
+                );
+            }
+            out.push(self.route(r, policies));
+        }
+        out
+    }
+
+    fn route(&mut self, r: RouteFile, policies: &PolicySet) -> Route {
+        let methods = r.methods.iter().filter_map(|m| self.method(m)).collect();
+        let pattern = PathPattern::parse(&r.path.value).unwrap_or_else(|e| {
+            self.error(
+                r.path.referenced.line(),
+                format!("invalid route path '{}': {e}", r.path.value),
+                "use /exact/segments, * for one segment, ** as the last segment for any suffix",
+            );
+            PathPattern::never()
+        });
+        let request = self.policy_ref(&r.request, policies);
+        let response = self.policy_ref(&r.response, policies);
+        if r.upgrade && (request.is_some() || response.is_some()) {
+            self.error(r.id.referenced.line(), format!("route '{}' allows upgrades but has policies", r.id.value),
+                "upgraded connections cannot be inspected: use request: pass and response: pass, or remove upgrade");
+        }
+        Route {
+            id: r.id.value,
+            methods,
+            pattern,
+            request,
+            response,
+            upgrade: r.upgrade,
+        }
+    }
+
+    fn method(&mut self, m: &Text) -> Option<Method> {
+        let ok = !m.value.is_empty() && m.value.bytes().all(|b| b.is_ascii_uppercase());
+        let method = Method::from_bytes(m.value.as_bytes()).ok().filter(|_| ok);
+        if method.is_none() {
+            self.error(
+                m.referenced.line(),
+                format!("invalid method '{}'", m.value),
+                "methods are upper case, e.g. GET, POST",
+            );
+        }
+        method
+    }
+
+    fn policy_ref(&mut self, t: &Text, policies: &PolicySet) -> Option<Arc<Policy>> {
+        if t.value == "pass" {
+            return None;
+        }
+        let found = policies.get(&t.value).cloned();
+        if found.is_none() {
+            let mut known: Vec<&str> = policies.by_name.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            self.error(
+                t.referenced.line(),
+                format!("unknown policy '{}'", t.value),
+                &format!(
+                    "known policies: {}; or write pass to let the body cross unfiltered",
+                    known.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
+    fn client(
+        &mut self,
+        c: Spanned<file::ClientFile>,
+        route_ids: &HashSet<&str>,
+    ) -> Option<Client> {
+        let line = c.referenced.line();
+        let c = c.value;
+        let key_hashes = match &c.api_key {
+            None => Vec::new(),
+            Some(file::OneOrMany::One(k)) => vec![k],
+            Some(file::OneOrMany::Many(ks)) => ks.iter().collect(),
+        }
+        .into_iter()
+        .filter_map(|k| self.key_hash(k))
+        .collect::<Vec<_>>();
+        let mtls = c.mtls.as_ref().and_then(|m| self.mtls(line, m));
+        if key_hashes.is_empty() && mtls.is_none() {
+            self.error(
+                line,
+                format!("client '{}' has no credential", c.id.value),
+                "add api_key: sha256:<hex> (see `customs keygen`) or mtls: { subject_cn: NAME }",
+            );
+            return None;
+        }
+        for r in c.routes.iter().flatten() {
+            if !route_ids.contains(r.value.as_str()) {
+                self.error(
+                    r.referenced.line(),
+                    format!("client '{}' names unknown route '{}'", c.id.value, r.value),
+                    "",
+                );
+            }
+        }
+        let routes = c.routes.map(|rs| rs.into_iter().map(|r| r.value).collect());
+        Some(Client {
+            id: c.id.value,
+            key_hashes,
+            mtls,
+            expires: c.expires,
+            routes,
+        })
+    }
+
+    fn key_hash(&mut self, k: &Text) -> Option<[u8; 32]> {
+        let digest = k
+            .value
+            .strip_prefix("sha256:")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if digest.is_none() {
+            self.error(k.referenced.line(), "api_key must be sha256: followed by 64 hex digits".into(),
+                "never put the key itself in the config; `customs keygen` prints a key and its sha256: line");
+        }
+        digest
+    }
+
+    fn mtls(&mut self, line: u64, m: &file::MtlsFile) -> Option<MtlsIdentity> {
+        match (&m.subject_cn, &m.san) {
+            (Some(cn), None) => Some(MtlsIdentity::SubjectCn(cn.clone())),
+            (None, Some(san)) => Some(MtlsIdentity::San(san.clone())),
+            _ => {
+                self.error(
+                    line,
+                    "mtls needs exactly one of subject_cn or san".into(),
+                    "e.g. mtls: { san: \"spiffe://corp/app\" }",
+                );
+                None
+            }
+        }
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn display_mount(m: &str) -> &str {
+    if m.is_empty() { "/" } else { m }
+}
+
+/// Whether one mount is a segment prefix of the other.
+fn mounts_overlap(a: &str, b: &str) -> bool {
+    let prefix = |short: &str, long: &str| {
+        long.starts_with(short)
+            && (long.len() == short.len() || long.as_bytes()[short.len()] == b'/')
+    };
+    prefix(a, b) || prefix(b, a)
+}

@@ -1,0 +1,292 @@
+//! Prometheus metrics (SPEC §5). One struct owns every collector; label
+//! values come only from config names and fixed enums — never a path, a
+//! value, an address or a request id.
+
+use crate::audit::record::{Crossing, Direction};
+use crate::config::Config;
+use crate::policy::PolicySet;
+use crate::proxy::auth::FailReason;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Label value when a crossing matched no integration or route.
+pub const NONE: &str = "-";
+
+/// Every collector, registered once.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    bytes: IntCounterVec,
+    actions: IntCounterVec,
+    refusals: IntCounterVec,
+    auth_failures: IntCounterVec,
+    unknown_fields: IntCounterVec,
+    /// Anomaly signals by kind.
+    pub anomalies: IntCounterVec,
+    integration_expiry: GaugeVec,
+    credential_expiry: GaugeVec,
+    credential_last_used: GaugeVec,
+    upstream_auth_failures: IntCounterVec,
+    /// Reloads by result.
+    pub reloads: IntCounterVec,
+    /// Audit records written.
+    pub audit_records: IntCounter,
+    /// Audit records that could not be written.
+    pub audit_failures: IntCounter,
+}
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    let buckets = vec![
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Registers every collector and sets the expiry gauges from `config`.
+    pub fn new(config: &Config) -> prometheus::Result<Self> {
+        let r = Registry::new();
+        let m = Metrics {
+            requests: counter(
+                &r,
+                "customs_requests_total",
+                "Crossings by outcome.",
+                &["integration", "route", "outcome"],
+            )?,
+            duration: histogram(
+                &r,
+                "customs_request_duration_seconds",
+                "Time from request head to response release.",
+                &["integration"],
+            )?,
+            upstream_duration: histogram(
+                &r,
+                "customs_upstream_duration_seconds",
+                "Upstream exchange time, body included.",
+                &["integration"],
+            )?,
+            bytes: counter(
+                &r,
+                "customs_bytes_total",
+                "Body bytes by direction and stage (in = received, out = sent on).",
+                &["integration", "direction", "stage"],
+            )?,
+            actions: counter(
+                &r,
+                "customs_policy_actions_total",
+                "Policy actions taken.",
+                &["integration", "policy", "rule", "action"],
+            )?,
+            refusals: counter(
+                &r,
+                "customs_refusals_total",
+                "Refused crossings by direction and reason.",
+                &["integration", "direction", "reason"],
+            )?,
+            auth_failures: counter(
+                &r,
+                "customs_auth_failures_total",
+                "Authentication failures.",
+                &["integration", "reason"],
+            )?,
+            unknown_fields: counter(
+                &r,
+                "customs_unknown_fields_total",
+                "Fields seen outside allow-lists.",
+                &["integration", "policy"],
+            )?,
+            anomalies: counter(
+                &r,
+                "customs_anomalies_total",
+                "Monitoring signals raised.",
+                &["integration", "kind"],
+            )?,
+            integration_expiry: gauge(
+                &r,
+                "customs_integration_expiry_timestamp_seconds",
+                "Integration end date.",
+                &["integration"],
+            )?,
+            credential_expiry: gauge(
+                &r,
+                "customs_credential_expiry_timestamp_seconds",
+                "Credential end date.",
+                &["integration", "credential"],
+            )?,
+            credential_last_used: gauge(
+                &r,
+                "customs_credential_last_used_timestamp_seconds",
+                "Last successful use of a credential.",
+                &["integration", "credential"],
+            )?,
+            upstream_auth_failures: counter(
+                &r,
+                "customs_upstream_auth_failures_total",
+                "Upstream answered 401/403 to a request carrying an injected credential.",
+                &["integration"],
+            )?,
+            reloads: counter(
+                &r,
+                "customs_config_reloads_total",
+                "Configuration reloads by result.",
+                &["result"],
+            )?,
+            audit_records: {
+                let c = IntCounter::new("customs_audit_records_total", "Audit records written.")?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            audit_failures: {
+                let c = IntCounter::new(
+                    "customs_audit_failures_total",
+                    "Audit records that could not be written.",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            registry: r,
+        };
+        m.set_expiries(config);
+        Ok(m)
+    }
+
+    /// Sets the expiry gauges (on start and on every reload).
+    pub fn set_expiries(&self, config: &Config) {
+        for it in &config.integrations {
+            self.integration_expiry
+                .with_label_values(&[&it.name])
+                .set(epoch(it.expires));
+            for c in &it.clients {
+                if let Some(d) = c.expires {
+                    self.credential_expiry
+                        .with_label_values(&[&it.name, &c.id])
+                        .set(epoch(d));
+                }
+            }
+            if let Some(d) = it.upstream.inject.as_ref().and_then(|i| i.expires) {
+                self.credential_expiry
+                    .with_label_values(&[&it.name, "upstream"])
+                    .set(epoch(d));
+            }
+        }
+    }
+
+    /// Counts one finished crossing.
+    pub fn crossing(
+        &self,
+        rec: &Crossing,
+        auth_failure: Option<FailReason>,
+        policies: &PolicySet,
+        upstream_secs: Option<f64>,
+    ) {
+        let integration = rec.integration.as_deref().unwrap_or(NONE);
+        let route = rec.route.as_deref().unwrap_or(NONE);
+        self.requests
+            .with_label_values(&[integration, route, rec.outcome])
+            .inc();
+        self.duration
+            .with_label_values(&[integration])
+            .observe(rec.duration_us as f64 / 1e6);
+        if let Some(secs) = upstream_secs {
+            self.upstream_duration
+                .with_label_values(&[integration])
+                .observe(secs);
+        }
+        if let Some(reason) = auth_failure {
+            self.auth_failures
+                .with_label_values(&[integration, reason.as_str()])
+                .inc();
+        }
+        if let (Some(client), None) = (&rec.client, auth_failure) {
+            let now = jiff::Timestamp::now().as_second() as f64;
+            self.credential_last_used
+                .with_label_values(&[integration, client])
+                .set(now);
+        }
+        if matches!(rec.upstream_status, Some(401 | 403)) {
+            self.upstream_auth_failures
+                .with_label_values(&[integration])
+                .inc();
+        }
+        for (name, side) in [("request", &rec.request), ("response", &rec.response)] {
+            if let Some(side) = side {
+                self.direction(integration, name, side, policies);
+            }
+        }
+    }
+
+    fn direction(&self, integration: &str, name: &str, side: &Direction, policies: &PolicySet) {
+        self.bytes
+            .with_label_values(&[integration, name, "in"])
+            .inc_by(side.bytes_in);
+        self.bytes
+            .with_label_values(&[integration, name, "out"])
+            .inc_by(side.bytes_out);
+        let Some(policy) = policies.get(&side.policy) else {
+            return;
+        };
+        for (rule_id, n) in &side.actions {
+            let action = policy
+                .rules
+                .iter()
+                .find(|r| &r.id == rule_id)
+                .map_or("drop", |r| r.action.name());
+            self.actions
+                .with_label_values(&[integration, &policy.name, rule_id, action])
+                .inc_by(*n);
+        }
+        if let Some(n) = side.actions.get(crate::policy::ALLOW_RULE) {
+            self.unknown_fields
+                .with_label_values(&[integration, &policy.name])
+                .inc_by(*n);
+        }
+    }
+
+    /// Counts a refusal by direction and error code.
+    pub fn refusal(&self, integration: Option<&str>, direction: &str, code: &str) {
+        self.refusals
+            .with_label_values(&[integration.unwrap_or(NONE), direction, code])
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding our own registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+fn epoch(date: jiff::civil::Date) -> f64 {
+    date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map_or(0.0, |z| z.timestamp().as_second() as f64)
+}

@@ -1,0 +1,1081 @@
+//! PII detectors of the `redact` rule.
+//!
+//! Each string value is scanned on its own. Every detected span is replaced by
+//! `[LABEL]`; text outside the spans is left as it is.
+//!
+//! | Detector | Candidate | Validation |
+//! |---|---|---|
+//! | `email` | `local@domain.tld`, Unicode letters allowed (IDN, homoglyphs) | top-level label of 2+ characters with a letter, or a numeric (IP) domain |
+//! | `credit_card` | runs of digits with ` `/`-` (1–3) or `.` between them | 13–19 digits, first digit 2–6, Luhn; windows slide over the groups of a run |
+//! | `iban` | 2 letters, 2 digits, 11–30 letters/digits, single spaces allowed | longest prefix with a valid mod-97 and country BBAN format (`iban` crate) |
+//! | `us_ssn` | `AAA-GG-SSSS`, also with one space or dot | area not 000/666/900–999, group not 00, serial not 0000, not part of a longer number |
+//! | `phone` | `+` and 8–15 digits; `(555) 123-4567`, `555-123-4567`, `555.123.4567`, `555 123 4567` | E.164 length; not part of a longer number |
+//! | `ipv4` | four dotted numbers | octets 0–255, not part of a longer dotted number or word (`v1.2.3.4`) |
+//! | `jwt` | `eyJ…` and 2–4 more base64url segments | none beyond the shape |
+//! | `aws_access_key` | `AKIA`/`ASIA`/`ABIA`/`ACCA`/`A3T?` and 16 upper-case letters/digits | not inside a longer upper-case token |
+//! | `private_key` | PEM `-----BEGIN … PRIVATE KEY-----` to the matching END | a block without an END is redacted to the end of the string |
+//!
+//! Custom `patterns:` are plain regexes with size limits; one that can match the
+//! empty string is refused.
+//!
+//! Detection sees through evasions: the string is first folded into an ASCII
+//! view (Unicode decimal digits, full-width forms, dash and space variants,
+//! superscript digits, invisible format characters and combining marks,
+//! `%XX` percent-encoding, literal `\uXXXX` escapes) and each byte of that view
+//! maps back to the original bytes it came from, so the whole original span is
+//! replaced.
+//!
+//! One pass: a [`RegexSet`] of all detectors of the rule answers "does anything
+//! fire?" without allocating; only then are the fired detectors' own regexes run
+//! to find and validate their spans. A set (rather than one alternation) keeps the
+//! detectors independent: a rejected candidate of one cannot hide an overlapping
+//! match of another. A byte-statistics pre-filter skips strings that cannot hold
+//! any built-in match (too few digits, no `@`, no `eyJ`, ...).
+//!
+//! Judgement calls and residual risks:
+//! - SSNs without separators (`078051120`) and phone numbers without separators
+//!   or `+` (`1234567890`) are not detected: plain 9–10 digit integers are far
+//!   more often ids, zip codes or Unix timestamps.
+//! - Card numbers glued to a decimal point (`0.4111111111111111`) are taken for
+//!   decimals; cards with 20+ digits of unseparated padding, split by other
+//!   punctuation (`4111/1111/…`, `0.7.8-…`) or across several JSON values, or
+//!   starting with 1, 7, 8 or 9, are missed. A Luhn-valid 13–19 digit id starting
+//!   with 2–6 is redacted (about one in ten such ids).
+//! - Base64, gzip, double percent-encoding (`%2540`), HTML entities (`&#64;`),
+//!   `(at)`/`(dot)` spelling, quoted local parts with spaces and letters from
+//!   other scripts that merely look like ASCII (for IBAN and AWS keys) are not
+//!   decoded. National phone formats other than the NANP 3-3-4 shape need a `+`.
+//! - `ipv4` also redacts four-part versions such as `Chrome/120.0.0.0`; `email`
+//!   also redacts asset names such as `icon@2x.png`.
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+#[cfg(test)]
+mod tests;
+
+/// A built-in detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Detector {
+    Email,
+    CreditCard,
+    Iban,
+    UsSsn,
+    Phone,
+    Ipv4,
+    Jwt,
+    AwsAccessKey,
+    PrivateKey,
+}
+
+impl Detector {
+    /// Every built-in detector, in config order.
+    pub const ALL: [Detector; 9] = [
+        Detector::Email,
+        Detector::CreditCard,
+        Detector::Iban,
+        Detector::UsSsn,
+        Detector::Phone,
+        Detector::Ipv4,
+        Detector::Jwt,
+        Detector::AwsAccessKey,
+        Detector::PrivateKey,
+    ];
+
+    /// Config name: "email", "credit_card", "iban", "us_ssn", "phone", "ipv4",
+    /// "jwt", "aws_access_key", "private_key".
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Email => "email",
+            Detector::CreditCard => "credit_card",
+            Detector::Iban => "iban",
+            Detector::UsSsn => "us_ssn",
+            Detector::Phone => "phone",
+            Detector::Ipv4 => "ipv4",
+            Detector::Jwt => "jwt",
+            Detector::AwsAccessKey => "aws_access_key",
+            Detector::PrivateKey => "private_key",
+        }
+    }
+
+    /// Replacement label without brackets, upper case: "EMAIL", "CREDIT_CARD", ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Detector::Email => "EMAIL",
+            Detector::CreditCard => "CREDIT_CARD",
+            Detector::Iban => "IBAN",
+            Detector::UsSsn => "US_SSN",
+            Detector::Phone => "PHONE",
+            Detector::Ipv4 => "IPV4",
+            Detector::Jwt => "JWT",
+            Detector::AwsAccessKey => "AWS_ACCESS_KEY",
+            Detector::PrivateKey => "PRIVATE_KEY",
+        }
+    }
+
+    /// The detector of a config name (ASCII case ignored).
+    pub fn from_name(s: &str) -> Option<Detector> {
+        Detector::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Candidate regex, run on the normalised (ASCII-folded) view.
+    fn source(self) -> &'static str {
+        match self {
+            Detector::Email => r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
+            Detector::CreditCard => r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12,}",
+            Detector::Iban => r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}",
+            Detector::UsSsn => r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
+            Detector::Phone => concat!(
+                r"\+ ?[1-9][0-9 \-.()]{5,30}[0-9]",
+                r"|(?:1[ \-.])?(?:\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}",
+                r"|[0-9]{3}-[0-9]{3}-[0-9]{4}|[0-9]{3}\.[0-9]{3}\.[0-9]{4}|[0-9]{3} [0-9]{3} [0-9]{4})",
+            ),
+            Detector::Ipv4 => r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
+            Detector::Jwt => {
+                r"eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+){0,2}"
+            }
+            Detector::AwsAccessKey => r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
+            Detector::PrivateKey => concat!(
+                r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)",
+                r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            ),
+        }
+    }
+
+    /// Whether a string with these statistics can hold a match at all.
+    fn plausible(self, st: &Stats<'_>) -> bool {
+        match self {
+            Detector::Email => st.has(AT),
+            Detector::CreditCard => st.digits >= 13,
+            Detector::Iban => st.has(LETTER) && st.digits >= 2 && st.text.len() >= 15,
+            Detector::UsSsn => st.digits >= 9,
+            Detector::Phone => st.digits >= 8,
+            Detector::Ipv4 => st.has(DOT) && st.digits >= 4,
+            Detector::Jwt => st.has(UPPER_J) && st.text.contains("eyJ"),
+            Detector::AwsAccessKey => st.has(UPPER_A) && st.aws_prefix(),
+            Detector::PrivateKey => st.has(DASH) && st.text.contains("-----"),
+        }
+    }
+
+    /// Whether a rejected candidate may hide a valid match that starts inside
+    /// it. Only for short candidates, so retrying stays linear.
+    fn retry_inside(self) -> bool {
+        matches!(
+            self,
+            Detector::Iban
+                | Detector::UsSsn
+                | Detector::Phone
+                | Detector::Ipv4
+                | Detector::AwsAccessKey
+        )
+    }
+}
+
+/// Built-in candidate regexes, compiled once per process, in `Detector::ALL` order.
+static BUILTIN: LazyLock<[Regex; 9]> = LazyLock::new(|| {
+    Detector::ALL.map(|d| Regex::new(d.source()).expect("built-in detector regex compiles"))
+});
+
+/// Compiled-size limit of one custom pattern (regex `size_limit`).
+const CUSTOM_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy-DFA cache limit of one custom pattern (regex `dfa_size_limit`).
+const CUSTOM_DFA_LIMIT: usize = 1 << 20;
+/// Limits of the combined set (plus one custom limit per custom pattern): the
+/// built-ins alone compile to under 256 KiB.
+const SET_SIZE_LIMIT: usize = 2 << 20;
+const SET_DFA_LIMIT: usize = 4 << 20;
+
+/// A `redact` rule that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// A custom pattern that does not compile or would match the empty string.
+    #[error("redact pattern '{name}' is not usable: {reason}")]
+    BadPattern { name: String, reason: String },
+    /// A custom pattern name that cannot be a `[LABEL]`.
+    #[error("redact pattern name '{name}' is not usable: {reason}")]
+    BadName { name: String, reason: String },
+}
+
+/// The result of redacting one string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    /// The string with each detected span replaced by `[LABEL]`.
+    pub text: String,
+    /// How many spans were replaced.
+    pub count: usize,
+}
+
+/// All detectors of one `redact` rule, compiled once at policy load.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    /// One pattern per entry, same order.
+    set: RegexSet,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    finder: Finder,
+    label: String,
+}
+
+#[derive(Debug, Clone)]
+enum Finder {
+    Builtin(Detector),
+    Custom(Regex),
+}
+
+impl Redactor {
+    /// `custom` are (name, regex source) pairs from the rule's `patterns:` map;
+    /// the label is the name upper-cased ("ticket-secret" -> "TICKET-SECRET").
+    pub fn new(
+        builtins: &[Detector],
+        custom: &[(String, String)],
+    ) -> Result<Redactor, DetectError> {
+        let mut entries = Vec::new();
+        let mut sources = Vec::new();
+        for &d in builtins {
+            if !entries
+                .iter()
+                .any(|e: &Entry| matches!(e.finder, Finder::Builtin(x) if x == d))
+            {
+                entries.push(Entry {
+                    finder: Finder::Builtin(d),
+                    label: d.label().to_owned(),
+                });
+                sources.push(d.source());
+            }
+        }
+        for (name, src) in custom {
+            let label = custom_label(name)?;
+            entries.push(Entry {
+                finder: Finder::Custom(compile_custom(name, src)?),
+                label,
+            });
+            sources.push(src.as_str());
+        }
+        let set = build_set(&sources, custom)?;
+        Ok(Redactor { set, entries })
+    }
+
+    /// Finds every detected span in `s`; `None` when nothing is found (without
+    /// allocating unless a candidate fired), otherwise the new string with each
+    /// span replaced by `[LABEL]` and how many spans were replaced.
+    pub fn redact(&self, s: &str) -> Option<Redacted> {
+        let norm = Norm::new(s);
+        let t: &str = &norm.text;
+        if !self.plausible(t) || !self.set.is_match(t) {
+            return None;
+        }
+        let mut spans = Vec::new();
+        for i in self.set.matches(t).iter() {
+            if let Some(entry) = self.entries.get(i) {
+                entry.finder.find(t, i, &mut spans);
+            }
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        let spans = merge(spans);
+        Some(self.splice(s, &norm, &spans))
+    }
+
+    /// Cheap pre-filter: can any detector of this rule match `t`?
+    fn plausible(&self, t: &str) -> bool {
+        let mut stats = None;
+        self.entries.iter().any(|e| match e.finder {
+            Finder::Custom(_) => true,
+            Finder::Builtin(d) => d.plausible(stats.get_or_insert_with(|| Stats::of(t))),
+        })
+    }
+
+    /// Rebuilds `s` with the original bytes of each span replaced by its label.
+    fn splice(&self, s: &str, norm: &Norm<'_>, spans: &[Span]) -> Redacted {
+        let mut text = String::with_capacity(s.len());
+        let mut last = 0;
+        for span in spans {
+            let orig = norm.to_orig(span.range.clone());
+            // The map is monotone and char-aligned; `get` only guards against a bug.
+            text.push_str(s.get(last..orig.start).unwrap_or(""));
+            text.push('[');
+            text.push_str(
+                self.entries
+                    .get(span.entry)
+                    .map_or("REDACTED", |e| &e.label),
+            );
+            text.push(']');
+            last = last.max(orig.end);
+        }
+        text.push_str(s.get(last..).unwrap_or(""));
+        Redacted {
+            text,
+            count: spans.len(),
+        }
+    }
+}
+
+/// Upper-cased label of a custom pattern name.
+fn custom_label(name: &str) -> Result<String, DetectError> {
+    let bad = |reason: &str| DetectError::BadName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if name.trim().is_empty() {
+        return Err(bad(
+            "the name is empty; give the pattern a name such as ticket-secret",
+        ));
+    }
+    if name.chars().any(|c| c == '[' || c == ']' || c.is_control()) {
+        return Err(bad(
+            "the name becomes the [LABEL]; use letters, digits, '-' or '_'",
+        ));
+    }
+    Ok(name.to_uppercase())
+}
+
+/// Compiles one custom pattern with size limits and refuses empty matches.
+fn compile_custom(name: &str, src: &str) -> Result<Regex, DetectError> {
+    let bad = |reason: String| DetectError::BadPattern {
+        name: name.to_owned(),
+        reason,
+    };
+    let re = RegexBuilder::new(src)
+        .size_limit(CUSTOM_SIZE_LIMIT)
+        .dfa_size_limit(CUSTOM_DFA_LIMIT)
+        .build()
+        .map_err(|e| bad(describe(&e)))?;
+    if matches_empty(&re) {
+        return Err(bad(
+            "it can match the empty string, so it would redact between every character; \
+             make it require at least one character (e.g. `+` instead of `*`, no optional whole)"
+                .to_owned(),
+        ));
+    }
+    Ok(re)
+}
+
+/// A one-line reason with a hint, from a regex compile error.
+fn describe(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(msg) => {
+            let detail = msg
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or(msg.trim());
+            format!(
+                "invalid regex: {detail}; use Rust regex syntax (no look-around or \
+                 backreferences) and escape literal metacharacters with '\\'"
+            )
+        }
+        regex::Error::CompiledTooBig(limit) => format!(
+            "it compiles to more than {} KiB; nested or large counted repetitions \
+             (such as {{1000}} or (?:..){{64}}{{64}}) multiply its size, use smaller counts",
+            limit / 1024
+        ),
+        other => format!("{other}; simplify the pattern"),
+    }
+}
+
+/// Whether `re` can match the empty string. Empty matches depend only on the
+/// neighbouring characters' classes (word ASCII/Unicode, space, line ends,
+/// text edges), so probing every pair of those classes covers all cases.
+fn matches_empty(re: &Regex) -> bool {
+    const CLASSES: [&str; 6] = ["a", "é", " ", "\n", "\r", "-"];
+    let mut probe = String::new();
+    let empty = |p: &str| re.find_iter(p).any(|m| m.is_empty());
+    if empty("") {
+        return true;
+    }
+    for a in CLASSES {
+        for b in CLASSES {
+            probe.clear();
+            probe.push_str(a);
+            probe.push_str(b);
+            if empty(a) || empty(&probe) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The single-pass set over all entries.
+fn build_set(sources: &[&str], custom: &[(String, String)]) -> Result<RegexSet, DetectError> {
+    let extra = custom.len() * CUSTOM_SIZE_LIMIT;
+    RegexSetBuilder::new(sources)
+        .size_limit(SET_SIZE_LIMIT + extra)
+        .dfa_size_limit(SET_DFA_LIMIT)
+        .build()
+        .map_err(|e| DetectError::BadPattern {
+            name: custom
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: format!(
+                "the patterns together with the built-in detectors fail to compile: {}",
+                describe(&e)
+            ),
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Spans
+
+/// A detected span of the normalised view and the entry that found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Span {
+    range: Range<usize>,
+    entry: usize,
+}
+
+/// Sorts spans and merges overlapping ones: the earliest (then longest) span's
+/// label wins and the union is replaced, so no character is replaced twice and
+/// no tail of a shorter overlapping span survives.
+fn merge(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_unstable_by_key(|s| (s.range.start, std::cmp::Reverse(s.range.end)));
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match out.last_mut() {
+            Some(last) if span.range.start < last.range.end => {
+                last.range.end = last.range.end.max(span.range.end);
+            }
+            _ => out.push(span),
+        }
+    }
+    out
+}
+
+impl Finder {
+    /// Pushes this finder's validated spans of `t`.
+    fn find(&self, t: &str, entry: usize, out: &mut Vec<Span>) {
+        match self {
+            Finder::Custom(re) => {
+                out.extend(re.find_iter(t).filter(|m| !m.is_empty()).map(|m| Span {
+                    range: m.range(),
+                    entry,
+                }))
+            }
+            Finder::Builtin(d) => find_builtin(*d, t, entry, out),
+        }
+    }
+}
+
+/// Runs one built-in regex over `t`, validating each candidate.
+fn find_builtin(d: Detector, t: &str, entry: usize, out: &mut Vec<Span>) {
+    let re = &BUILTIN[d as usize];
+    let mut at = 0;
+    while let Some(m) = re.find_at(t, at) {
+        let r = m.range();
+        at = if d == Detector::CreditCard {
+            card_spans(t.as_bytes(), r.clone(), &mut |c| {
+                out.push(Span { range: c, entry })
+            });
+            r.end
+        } else if let Some(found) = validate(d, t, r.clone()) {
+            let end = found.end.max(next_char(t, r.start));
+            out.push(Span {
+                range: found,
+                entry,
+            });
+            end
+        } else if d.retry_inside() {
+            next_char(t, r.start)
+        } else {
+            r.end.max(next_char(t, r.start))
+        };
+    }
+}
+
+/// The byte index after the character at `i`.
+fn next_char(t: &str, i: usize) -> usize {
+    i + t
+        .get(i..)
+        .and_then(|s| s.chars().next())
+        .map_or(1, char::len_utf8)
+}
+
+/// Validates a candidate; returns the span to redact (possibly trimmed).
+fn validate(d: Detector, t: &str, r: Range<usize>) -> Option<Range<usize>> {
+    let b = t.as_bytes();
+    match d {
+        Detector::Email => email(t, r),
+        Detector::Iban => iban(b, r),
+        Detector::UsSsn => ssn(b, r),
+        Detector::Phone => phone(b, r),
+        Detector::Ipv4 => ipv4(b, r),
+        Detector::AwsAccessKey => aws_key(b, r),
+        Detector::Jwt | Detector::PrivateKey => Some(r),
+        Detector::CreditCard => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validators (all work on the normalised view, where digits are ASCII)
+
+fn byte_at(b: &[u8], i: Option<usize>) -> u8 {
+    i.and_then(|i| b.get(i)).copied().unwrap_or(0)
+}
+
+/// Whether `r` stands alone: no digit right before or after it, and no `sep`
+/// chaining it to more digits (`1-078-05-1120`, `1.2.3.4.5`).
+fn isolated(b: &[u8], r: &Range<usize>, sep: u8) -> bool {
+    let before = byte_at(b, r.start.checked_sub(1));
+    let before2 = byte_at(b, r.start.checked_sub(2));
+    let after = byte_at(b, Some(r.end));
+    let after2 = byte_at(b, Some(r.end + 1));
+    let touches = |c: u8, c2: u8| c.is_ascii_digit() || (c == sep && c2.is_ascii_digit());
+    !touches(before, before2) && !touches(after, after2)
+}
+
+fn email(t: &str, r: Range<usize>) -> Option<Range<usize>> {
+    let s = t.get(r.clone())?;
+    let at = s.find('@')?;
+    // A local part cannot start with '.'; a leading quote is most likely quoting.
+    let local = s[..at].trim_start_matches(['.', '\'']);
+    let domain = s[at + 1..].trim_end_matches('-');
+    if local.is_empty() {
+        return None;
+    }
+    let tld = domain.rsplit('.').next()?;
+    let named = tld.chars().count() >= 2 && tld.chars().any(char::is_alphabetic);
+    // `user@10.0.0.1`: an IPv4 literal domain.
+    let numeric = domain.split('.').count() == 4
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_digit()));
+    (named || numeric).then(|| r.start + (at - local.len())..r.start + at + 1 + domain.len())
+}
+
+fn ssn(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let s = b.get(r.clone()).filter(|s| s.len() == 11)?;
+    let num = |x: &[u8]| x.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
+    let (area, group, serial) = (num(&s[0..3]), num(&s[4..6]), num(&s[7..11]));
+    let valid = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+    (valid && isolated(b, &r, s[3])).then_some(r)
+}
+
+fn phone(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    if b.get(r.start) == Some(&b'+') {
+        return international(b, r);
+    }
+    // The separator before the last four digits tells the format's separator.
+    let sep = byte_at(b, r.end.checked_sub(5));
+    isolated(b, &r, sep).then_some(r)
+}
+
+/// `+` and 8–15 digits; a run longer than 15 digits is cut after the last
+/// group that still fits (it is then followed by unrelated numbers).
+fn international(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    if r.start > 0 && byte_at(b, Some(r.start - 1)).is_ascii_alphanumeric() {
+        return None;
+    }
+    let (mut digits, mut end) = (0, None);
+    for i in r.clone() {
+        if !b[i].is_ascii_digit() {
+            continue;
+        }
+        digits += 1;
+        if digits > 15 {
+            break;
+        }
+        if !byte_at(b, Some(i + 1)).is_ascii_digit() || i + 1 == r.end {
+            end = Some((i + 1, digits));
+        }
+    }
+    let (end, n) = end?;
+    (n >= 8).then_some(r.start..end)
+}
+
+fn ipv4(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let s = b.get(r.clone())?;
+    let octets_ok = s
+        .split(|&c| c == b'.')
+        .all(|o| o.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0')) <= 255);
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let before = byte_at(b, r.start.checked_sub(1));
+    let after = byte_at(b, Some(r.end));
+    (octets_ok && !word(before) && !word(after) && isolated(b, &r, b'.')).then_some(r)
+}
+
+fn aws_key(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let token = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let before = byte_at(b, r.start.checked_sub(1));
+    let after = byte_at(b, Some(r.end));
+    (!token(before) && !token(after)).then_some(r)
+}
+
+/// Longest prefix of the candidate that is a valid IBAN. Mod-97 of every
+/// prefix is computed in one pass; only passing prefixes are parsed.
+fn iban(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    const MAX: usize = 34;
+    let (mut chars, mut ends, mut n) = ([0u8; MAX], [0usize; MAX], 0);
+    for i in r.clone() {
+        if b[i] == b' ' {
+            continue;
+        }
+        if n == MAX {
+            break;
+        }
+        chars[n] = b[i].to_ascii_uppercase();
+        ends[n] = i + 1;
+        n += 1;
+    }
+    // The first four characters move to the end: value = bban * 10^6 + head.
+    let head = mod97(&chars[..4], 0);
+    let mut bban = 0;
+    let mut best = None;
+    for len in 5..=n {
+        bban = mod97(&chars[len - 1..len], bban);
+        if len >= 15 && (bban * 1_000_000 + head) % 97 == 1 {
+            best = Some(len).filter(|&l| parses_as_iban(&chars[..l])).or(best);
+        }
+    }
+    best.map(|len| r.start..ends[len - 1])
+}
+
+/// Folds characters into a running mod-97 value (letters count as two digits).
+fn mod97(chars: &[u8], acc: u32) -> u32 {
+    chars.iter().fold(acc, |acc, &c| match c {
+        b'0'..=b'9' => (acc * 10 + u32::from(c - b'0')) % 97,
+        _ => (acc * 100 + u32::from(c.saturating_sub(b'A')) + 10) % 97,
+    })
+}
+
+fn parses_as_iban(chars: &[u8]) -> bool {
+    std::str::from_utf8(chars).is_ok_and(|s| s.parse::<iban::Iban>().is_ok())
+}
+
+// ---------------------------------------------------------------------------
+// Credit cards: sliding windows over the groups of a digit run
+
+/// Separator class between two groups of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    Dot,
+    SpaceDash,
+}
+
+/// Reports every card in a digit run. Windows start and end on group
+/// boundaries, so `2026 4111 1111 1111 1111` still finds the card while a long
+/// unseparated number is never cut into a card-sized piece.
+fn card_spans(b: &[u8], run: Range<usize>, found: &mut dyn FnMut(Range<usize>)) {
+    let mut start = run.start;
+    while start < run.end {
+        let end = match best_card_at(b, start, run.end) {
+            Some(end) => {
+                found(start..end);
+                end
+            }
+            None => digits_end(b, start, run.end),
+        };
+        start = next_group(b, end, run.end);
+    }
+}
+
+/// End of the longest valid card starting at group `start`. Groups other than
+/// the last have 4–6 digits (printed card formats) and all separators are of
+/// one class.
+fn best_card_at(b: &[u8], start: usize, limit: usize) -> Option<usize> {
+    let (mut p, mut total, mut class, mut best) = (start, 0, None, None);
+    loop {
+        let end = digits_end(b, p, limit);
+        total += end - p;
+        if total > 19 {
+            return best;
+        }
+        if total >= 13 && card_ok(b, start..end, class.is_none()) {
+            best = Some(end);
+        }
+        if !(4..=6).contains(&(end - p)) || end >= limit {
+            return best;
+        }
+        let c = if b[end] == b'.' {
+            Sep::Dot
+        } else {
+            Sep::SpaceDash
+        };
+        if class.is_some_and(|k| k != c) {
+            return best;
+        }
+        class = Some(c);
+        p = next_group(b, end, limit);
+    }
+}
+
+/// Issuer digit, Luhn, and for a single group: not the fraction or integer part
+/// of a decimal number (`0.4111111111111111`).
+fn card_ok(b: &[u8], w: Range<usize>, single: bool) -> bool {
+    let decimal = |i: Option<usize>| byte_at(b, i) == b'.';
+    let fraction = decimal(w.start.checked_sub(1));
+    let integer = decimal(Some(w.end)) && byte_at(b, Some(w.end + 1)).is_ascii_digit();
+    if single && (fraction || integer) {
+        return false;
+    }
+    matches!(b.get(w.start), Some(b'2'..=b'6')) && luhn(b.get(w).unwrap_or_default())
+}
+
+fn luhn(s: &[u8]) -> bool {
+    let digits = s
+        .iter()
+        .rev()
+        .filter(|c| c.is_ascii_digit())
+        .map(|&c| u32::from(c - b'0'));
+    let sum: u32 = digits
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d > 4 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn digits_end(b: &[u8], mut p: usize, limit: usize) -> usize {
+    while p < limit && b[p].is_ascii_digit() {
+        p += 1;
+    }
+    p
+}
+
+fn next_group(b: &[u8], mut p: usize, limit: usize) -> usize {
+    while p < limit && !b[p].is_ascii_digit() {
+        p += 1;
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Pre-filter statistics
+
+/// What a string contains, gathered in one table-driven byte pass.
+#[derive(Debug)]
+struct Stats<'a> {
+    text: &'a str,
+    digits: usize,
+    flags: u8,
+}
+
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const DOT: u8 = 4;
+const DASH: u8 = 8;
+const LETTER: u8 = 16;
+const UPPER_J: u8 = 32;
+const UPPER_A: u8 = 64;
+
+/// Byte classes of the pre-filter.
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = match i as u8 {
+            b'0'..=b'9' => DIGIT,
+            b'@' => AT,
+            b'.' => DOT,
+            b'-' => DASH,
+            b'A' => LETTER | UPPER_A,
+            b'J' => LETTER | UPPER_J,
+            b'a'..=b'z' | b'B'..=b'Z' => LETTER,
+            _ => 0,
+        };
+        i += 1;
+    }
+    table
+};
+
+impl<'a> Stats<'a> {
+    fn of(text: &'a str) -> Stats<'a> {
+        let (mut digits, mut flags) = (0, 0);
+        for &c in text.as_bytes() {
+            let class = CLASS[usize::from(c)];
+            flags |= class;
+            digits += usize::from(class & DIGIT);
+        }
+        Stats {
+            text,
+            digits,
+            flags,
+        }
+    }
+
+    fn has(&self, class: u8) -> bool {
+        self.flags & class != 0
+    }
+
+    /// An AWS key prefix (`AK`, `AS`, `AB`, `AC`, `A3`) occurs.
+    fn aws_prefix(&self) -> bool {
+        let b = self.text.as_bytes();
+        self.text
+            .match_indices('A')
+            .any(|(i, _)| matches!(b.get(i + 1), Some(b'K' | b'S' | b'B' | b'C' | b'3')))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Normalisation
+
+/// An ASCII-folded view of a string and the map back to the original bytes.
+#[derive(Debug)]
+struct Norm<'a> {
+    text: Cow<'a, str>,
+    /// Places where the view differs from the original, in order. Between
+    /// edits the two are byte-for-byte equal.
+    edits: Vec<Edit>,
+}
+
+/// `orig_len` original bytes at `orig` became `norm_len` bytes at `norm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edit {
+    norm: usize,
+    orig: usize,
+    norm_len: usize,
+    orig_len: usize,
+}
+
+/// What normalisation does with one character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    Keep,
+    Drop,
+    To(char),
+}
+
+impl<'a> Norm<'a> {
+    /// Borrows `s` when nothing needs folding (the common case: no allocation).
+    fn new(s: &'a str) -> Norm<'a> {
+        // Pure ASCII without `%` or `\\` cannot change: skip the byte loop.
+        let plain = s.is_ascii() && !s.contains('%') && !s.contains('\\');
+        let first = if plain { None } else { next_edit(s, 0) };
+        let Some(first) = first else {
+            return Norm {
+                text: Cow::Borrowed(s),
+                edits: Vec::new(),
+            };
+        };
+        let mut text = String::with_capacity(s.len());
+        let mut edits = Vec::new();
+        let (mut done, mut next) = (0, Some(first));
+        while let Some((at, fold, len)) = next {
+            text.push_str(s.get(done..at).unwrap_or(""));
+            let norm_len = match fold {
+                Fold::To(c) => {
+                    text.push(c);
+                    c.len_utf8()
+                }
+                Fold::Drop | Fold::Keep => 0,
+            };
+            edits.push(Edit {
+                norm: text.len() - norm_len,
+                orig: at,
+                norm_len,
+                orig_len: len,
+            });
+            done = at + len;
+            next = next_edit(s, done);
+        }
+        text.push_str(s.get(done..).unwrap_or(""));
+        Norm {
+            text: Cow::Owned(text),
+            edits,
+        }
+    }
+
+    /// The original byte range of a non-empty range of the view.
+    fn to_orig(&self, r: Range<usize>) -> Range<usize> {
+        let start = match self.edit_at(r.start) {
+            None => r.start,
+            Some(e) if r.start < e.norm + e.norm_len => e.orig,
+            Some(e) => e.orig + e.orig_len + (r.start - e.norm - e.norm_len),
+        };
+        let last = r.end.saturating_sub(1).max(r.start);
+        let end = match self.edit_at(last) {
+            None => last + 1,
+            Some(e) if last < e.norm + e.norm_len => e.orig + e.orig_len,
+            Some(e) => e.orig + e.orig_len + (last + 1 - e.norm - e.norm_len),
+        };
+        start..end
+    }
+
+    /// The last edit at or before view position `pos`.
+    fn edit_at(&self, pos: usize) -> Option<&Edit> {
+        let i = self.edits.partition_point(|e| e.norm <= pos);
+        self.edits.get(i.checked_sub(1)?)
+    }
+}
+
+/// The next place at or after `from` where the view differs from `s`:
+/// (byte index, fold, original length).
+fn next_edit(s: &str, from: usize) -> Option<(usize, Fold, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    loop {
+        let rest = b.get(i..)?;
+        i += rest
+            .iter()
+            .position(|&c| c >= 0x80 || c == b'%' || c == b'\\')?;
+        let found = match b[i] {
+            b'%' => percent_at(b, i).map(|(fold, len)| (fold, len, 1)),
+            b'\\' => unicode_escape_at(b, i).map(|(fold, len)| (fold, len, 1)),
+            _ => {
+                let ch = s.get(i..).and_then(|r| r.chars().next())?;
+                Some((fold_char(ch), ch.len_utf8(), ch.len_utf8()))
+            }
+        };
+        match found {
+            Some((fold, len, _)) if fold != Fold::Keep => return Some((i, fold, len)),
+            Some((_, _, step)) => i += step,
+            None => i += 1,
+        }
+    }
+}
+
+/// A decoded character is folded too (`%EF%BC%A0` is a full-width `@`).
+fn fold_decoded(c: char) -> Fold {
+    match fold_char(c) {
+        Fold::Keep => Fold::To(c),
+        other => other,
+    }
+}
+
+/// `%XX` (and the `%XX` continuation bytes of one UTF-8 character).
+fn percent_at(b: &[u8], i: usize) -> Option<(Fold, usize)> {
+    let first = hex_pair(b, i)?;
+    let n = match first {
+        0x00..=0x7F => 1,
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    let mut buf = [first, 0, 0, 0];
+    for (k, slot) in buf.iter_mut().enumerate().take(n).skip(1) {
+        *slot = hex_pair(b, i + 3 * k)?;
+    }
+    let c = std::str::from_utf8(&buf[..n]).ok()?.chars().next()?;
+    Some((fold_decoded(c), 3 * n))
+}
+
+fn hex_pair(b: &[u8], i: usize) -> Option<u8> {
+    if b.get(i) != Some(&b'%') {
+        return None;
+    }
+    let hi = (*b.get(i + 1)? as char).to_digit(16)?;
+    let lo = (*b.get(i + 2)? as char).to_digit(16)?;
+    u8::try_from(hi * 16 + lo).ok()
+}
+
+/// A literal `\uXXXX` escape (or surrogate pair), as left by double-encoded JSON.
+fn unicode_escape_at(b: &[u8], i: usize) -> Option<(Fold, usize)> {
+    let hi = hex4(b, i)?;
+    if !(0xD800..0xDC00).contains(&hi) {
+        return Some((fold_decoded(char::from_u32(hi)?), 6));
+    }
+    let lo = hex4(b, i + 6).filter(|lo| (0xDC00..0xE000).contains(lo))?;
+    let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?;
+    Some((fold_decoded(c), 12))
+}
+
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+        return None;
+    }
+    b.get(i + 2..i + 6)?
+        .iter()
+        .try_fold(0u32, |n, &c| Some(n * 16 + (c as char).to_digit(16)?))
+}
+
+/// NFKC-like folding of the characters used to dodge detectors.
+fn fold_char(c: char) -> Fold {
+    let u = u32::from(c);
+    if u < 0x80 {
+        return Fold::Keep;
+    }
+    if let Some(d) = decimal_digit(u) {
+        return Fold::To(d);
+    }
+    let to = match u {
+        0xFF01..=0xFF5E => char::from_u32(u - 0xFEE0),
+        0xFE6B => Some('@'),
+        0x3002 | 0xFF61 | 0xFE52 | 0x2024 => Some('.'),
+        0xB2 | 0xB3 => char::from_digit(u - 0xB0, 10),
+        0xB9 => Some('1'),
+        0x2070 | 0x2074..=0x2079 => char::from_digit(u - 0x2070, 10),
+        0x2080..=0x2089 => char::from_digit(u - 0x2080, 10),
+        _ if in_table(u, DASHES) => Some('-'),
+        _ if in_table(u, SPACES) => Some(' '),
+        _ if in_table(u, INVISIBLE) => return Fold::Drop,
+        _ => None,
+    };
+    to.map_or(Fold::Keep, Fold::To)
+}
+
+fn in_table(u: u32, table: &[(u32, u32)]) -> bool {
+    let i = table.partition_point(|&(_, hi)| hi < u);
+    table.get(i).is_some_and(|&(lo, _)| lo <= u)
+}
+
+/// The ASCII digit of a Unicode decimal digit (general category Nd).
+fn decimal_digit(u: u32) -> Option<char> {
+    let i = DECIMAL_DIGITS.partition_point(|&(_, hi)| hi < u);
+    let &(lo, _) = DECIMAL_DIGITS.get(i).filter(|&&(lo, _)| lo <= u)?;
+    char::from_digit((u - lo) % 10, 10)
+}
+
+#[rustfmt::skip]
+/// Unicode 16 Nd ranges; each starts at a digit zero.
+const DECIMAL_DIGITS: &[(u32, u32)] = &[
+    (0x30, 0x39), (0x660, 0x669), (0x6F0, 0x6F9), (0x7C0, 0x7C9), (0x966, 0x96F),
+    (0x9E6, 0x9EF), (0xA66, 0xA6F), (0xAE6, 0xAEF), (0xB66, 0xB6F), (0xBE6, 0xBEF),
+    (0xC66, 0xC6F), (0xCE6, 0xCEF), (0xD66, 0xD6F), (0xDE6, 0xDEF), (0xE50, 0xE59),
+    (0xED0, 0xED9), (0xF20, 0xF29), (0x1040, 0x1049), (0x1090, 0x1099), (0x17E0, 0x17E9),
+    (0x1810, 0x1819), (0x1946, 0x194F), (0x19D0, 0x19D9), (0x1A80, 0x1A89), (0x1A90, 0x1A99),
+    (0x1B50, 0x1B59), (0x1BB0, 0x1BB9), (0x1C40, 0x1C49), (0x1C50, 0x1C59), (0xA620, 0xA629),
+    (0xA8D0, 0xA8D9), (0xA900, 0xA909), (0xA9D0, 0xA9D9), (0xA9F0, 0xA9F9), (0xAA50, 0xAA59),
+    (0xABF0, 0xABF9), (0xFF10, 0xFF19), (0x104A0, 0x104A9), (0x10D30, 0x10D39), (0x10D40, 0x10D49),
+    (0x11066, 0x1106F), (0x110F0, 0x110F9), (0x11136, 0x1113F), (0x111D0, 0x111D9), (0x112F0, 0x112F9),
+    (0x11450, 0x11459), (0x114D0, 0x114D9), (0x11650, 0x11659), (0x116C0, 0x116C9), (0x116D0, 0x116E3),
+    (0x11730, 0x11739), (0x118E0, 0x118E9), (0x11950, 0x11959), (0x11BF0, 0x11BF9), (0x11C50, 0x11C59),
+    (0x11D50, 0x11D59), (0x11DA0, 0x11DA9), (0x11F50, 0x11F59), (0x16130, 0x16139), (0x16A60, 0x16A69),
+    (0x16AC0, 0x16AC9), (0x16B50, 0x16B59), (0x16D70, 0x16D79), (0x1CCF0, 0x1CCF9), (0x1D7CE, 0x1D7FF),
+    (0x1E140, 0x1E149), (0x1E2F0, 0x1E2F9), (0x1E4F0, 0x1E4F9), (0x1E5F1, 0x1E5FA), (0x1E950, 0x1E959),
+    (0x1FBF0, 0x1FBF9),
+];
+
+#[rustfmt::skip]
+/// Dash punctuation (Pd) and minus signs, folded to `-`.
+const DASHES: &[(u32, u32)] = &[
+    (0x58A, 0x58A), (0x5BE, 0x5BE), (0x1400, 0x1400), (0x1806, 0x1806), (0x2010, 0x2015),
+    (0x2043, 0x2043), (0x2212, 0x2212), (0x2796, 0x2796), (0x2E17, 0x2E17), (0x2E1A, 0x2E1A),
+    (0x2E3A, 0x2E3B), (0x2E40, 0x2E40), (0x2E5D, 0x2E5D), (0x301C, 0x301C), (0x3030, 0x3030),
+    (0x30A0, 0x30A0), (0xFE31, 0xFE32), (0xFE58, 0xFE58), (0xFE63, 0xFE63), (0x10D6E, 0x10D6E),
+    (0x10EAD, 0x10EAD),
+];
+
+#[rustfmt::skip]
+/// Space separators (Zs), line/paragraph separators and the braille blank, folded to ` `.
+const SPACES: &[(u32, u32)] = &[
+    (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F),
+    (0x205F, 0x205F), (0x2800, 0x2800), (0x3000, 0x3000),
+];
+
+#[rustfmt::skip]
+/// Dropped: format characters (Cf: zero-width, soft hyphen, bidi controls,
+/// tags), combining marks, variation selectors and Hangul fillers.
+const INVISIBLE: &[(u32, u32)] = &[
+    (0xAD, 0xAD), (0x300, 0x36F), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD),
+    (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x115F, 0x1160), (0x180E, 0x180E),
+    (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064),
+    (0x2066, 0x206F), (0x20D0, 0x20FF), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFE20, 0xFE2F),
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+    (0xE0100, 0xE01EF),
+];

@@ -1,0 +1,98 @@
+//! Policies over payload bytes: strict parse, apply, re-serialise. JSON
+//! documents and NDJSON (one document per line) take the same path.
+
+use super::{Apply, ApplyError, Outcome, Policy};
+use crate::json::{self, JsonError};
+
+/// How a payload is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON document.
+    Json,
+    /// One JSON document per line.
+    Ndjson,
+}
+
+/// Why a payload could not be governed. Messages never contain payload data.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The payload is not strict JSON.
+    #[error("{0}")]
+    Json(#[from] JsonError),
+    /// Line `line` of an NDJSON payload is not strict JSON.
+    #[error("line {line}: {source}")]
+    NdjsonLine {
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        source: JsonError,
+    },
+    /// The policy could not run.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// The transformed payload and what was done to it.
+#[derive(Debug)]
+pub struct Applied {
+    /// Re-serialised payload (compact JSON; NDJSON keeps one line per document).
+    pub bytes: Vec<u8>,
+    /// Actions, counts, refusal.
+    pub outcome: Outcome,
+}
+
+/// Parses `bytes` strictly, applies `policy` and re-serialises. When the
+/// outcome blocks the crossing, `bytes` is empty: nothing may be sent.
+pub fn apply_bytes(
+    policy: &Policy,
+    bytes: &[u8],
+    format: Format,
+    max_depth: usize,
+    how: &Apply<'_>,
+) -> Result<Applied, DocumentError> {
+    match format {
+        Format::Json => {
+            let mut doc = json::parse_strict(bytes, max_depth)?;
+            let outcome = policy.apply(&mut doc, how)?;
+            let bytes = if outcome.blocks(policy) {
+                Vec::new()
+            } else {
+                to_vec(&doc)
+            };
+            Ok(Applied { bytes, outcome })
+        }
+        Format::Ndjson => apply_ndjson(policy, bytes, max_depth, how),
+    }
+}
+
+fn apply_ndjson(
+    policy: &Policy,
+    bytes: &[u8],
+    max_depth: usize,
+    how: &Apply<'_>,
+) -> Result<Applied, DocumentError> {
+    let mut docs = json::parse_ndjson(bytes, max_depth)
+        .map_err(|(line, source)| DocumentError::NdjsonLine { line, source })?;
+    let mut total = Outcome {
+        counts: vec![0; policy.rules.len()],
+        ..Outcome::default()
+    };
+    for doc in &mut docs {
+        total.merge(policy.apply(doc, how)?);
+        if total.blocks(policy) {
+            return Ok(Applied {
+                bytes: Vec::new(),
+                outcome: total,
+            });
+        }
+    }
+    Ok(Applied {
+        bytes: json::to_ndjson(&docs),
+        outcome: total,
+    })
+}
+
+fn to_vec(doc: &serde_json::Value) -> Vec<u8> {
+    // Serialising a Value cannot fail: keys are strings and numbers are valid.
+    serde_json::to_vec(doc).unwrap_or_default()
+}

@@ -1,0 +1,57 @@
+//! Runs the tests embedded in policy files (`check`).
+
+use super::transform::HashKey;
+use super::{Apply, Policy};
+use serde_json::Value;
+
+/// Key for `hash` rules in embedded tests: fixed, so expected pseudonyms in
+/// tests are stable and never equal the ones a deployment produces.
+pub const TEST_HASH_KEY: &[u8] = b"customs-policy-tests";
+
+/// A failed embedded test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestFailure {
+    /// Test name.
+    pub name: String,
+    /// Line of the test in the policy file.
+    pub line: u64,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Runs every embedded test; returns (tests run, failures).
+pub fn run_tests(policy: &Policy) -> (usize, Vec<TestFailure>) {
+    let key = HashKey::new(TEST_HASH_KEY);
+    let how = Apply {
+        hash_key: Some(&key),
+        report: false,
+    };
+    let failures = policy
+        .tests
+        .iter()
+        .filter_map(|t| {
+            let mut doc = t.input.clone();
+            let message = match (policy.apply(&mut doc, &how), &t.expect) {
+                (Err(e), _) => e.to_string(),
+                (Ok(out), None) if out.blocks(policy) => return None,
+                (Ok(_), None) => "expected the crossing to be refused, but it passed".into(),
+                (Ok(out), Some(_)) if out.blocks(policy) => {
+                    let r = out.refused.map(|r| r.rule).unwrap_or_default();
+                    format!("refused by rule '{r}', expected an output")
+                }
+                (Ok(_), Some(want)) if *want == doc => return None,
+                (Ok(_), Some(want)) => diff(want, &doc),
+            };
+            Some(TestFailure {
+                name: t.name.clone(),
+                line: t.line,
+                message,
+            })
+        })
+        .collect();
+    (policy.tests.len(), failures)
+}
+
+fn diff(want: &Value, got: &Value) -> String {
+    format!("output differs\n    expected: {want}\n    got:      {got}")
+}

@@ -1,0 +1,215 @@
+//! Stage 3: identity. Who is calling, whether the credential is still valid,
+//! and whether it may use the matched route. API keys are compared as
+//! SHA-256 digests in constant time; the config never holds a key.
+
+use super::error::{Kind, Refusal};
+use crate::config::{Client, Integration, MtlsIdentity};
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Longest API key accepted; longer values are refused unread.
+const MAX_KEY_LEN: usize = 512;
+
+/// Headers that carry caller credentials; never forwarded upstream.
+pub const CREDENTIAL_HEADERS: [&str; 2] = ["x-api-key", "authorization"];
+
+/// How the caller was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `X-Api-Key` or `Authorization: Bearer`.
+    ApiKey,
+    /// TLS client certificate.
+    Mtls,
+    /// `anonymous: true`.
+    None,
+}
+
+impl AuthMethod {
+    /// Audit value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Mtls => "mtls",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+/// Why authentication failed (metric label `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// No credential presented.
+    Missing,
+    /// Not a credential of this integration.
+    Unknown,
+    /// The credential is past its `expires`.
+    Expired,
+    /// The route is outside the client's subset.
+    Route,
+}
+
+impl FailReason {
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Missing => "missing",
+            FailReason::Unknown => "unknown",
+            FailReason::Expired => "expired",
+            FailReason::Route => "route",
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Principal<'c> {
+    /// The client, `None` for anonymous callers.
+    pub client: Option<&'c Client>,
+    /// How it was identified.
+    pub method: AuthMethod,
+}
+
+/// Identity of a verified TLS client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCert {
+    /// Subject common name.
+    pub subject_cn: Option<String>,
+    /// DNS and URI subject alternative names.
+    pub sans: Vec<String>,
+}
+
+/// An authentication failure: the refusal and the metric reason.
+pub type AuthFailure = (Refusal, FailReason);
+
+/// Authenticates a request to `integration` for `route_id` on day `today`.
+pub fn authenticate<'c>(
+    integration: &'c Integration,
+    route_id: &str,
+    headers: &HeaderMap,
+    peer: Option<&PeerCert>,
+    today: jiff::civil::Date,
+) -> Result<Principal<'c>, AuthFailure> {
+    let principal = identify(integration, headers, peer)?;
+    if let Some(client) = principal.client {
+        if client.expires.is_some_and(|d| today >= d) {
+            return Err(fail(
+                Kind::Forbidden,
+                FailReason::Expired,
+                "credential expired",
+            ));
+        }
+        if client
+            .routes
+            .as_ref()
+            .is_some_and(|rs| !rs.iter().any(|r| r == route_id))
+        {
+            return Err(fail(
+                Kind::Forbidden,
+                FailReason::Route,
+                "route outside the client's subset",
+            ));
+        }
+    }
+    Ok(principal)
+}
+
+fn fail(kind: Kind, reason: FailReason, detail: &str) -> AuthFailure {
+    (Refusal::new(kind, detail), reason)
+}
+
+fn identify<'c>(
+    integration: &'c Integration,
+    headers: &HeaderMap,
+    peer: Option<&PeerCert>,
+) -> Result<Principal<'c>, AuthFailure> {
+    if let Some(key) = presented_key(headers)? {
+        let digest: [u8; 32] = Sha256::digest(key).into();
+        return match client_by_key(integration, &digest) {
+            Some(client) => Ok(Principal {
+                client: Some(client),
+                method: AuthMethod::ApiKey,
+            }),
+            None => Err(fail(
+                Kind::Unauthenticated,
+                FailReason::Unknown,
+                "unknown api key",
+            )),
+        };
+    }
+    if let Some(cert) = peer {
+        return match client_by_cert(integration, cert) {
+            Some(client) => Ok(Principal {
+                client: Some(client),
+                method: AuthMethod::Mtls,
+            }),
+            None => Err(fail(
+                Kind::Unauthenticated,
+                FailReason::Unknown,
+                "unknown client certificate",
+            )),
+        };
+    }
+    if integration.anonymous {
+        return Ok(Principal {
+            client: None,
+            method: AuthMethod::None,
+        });
+    }
+    Err(fail(
+        Kind::Unauthenticated,
+        FailReason::Missing,
+        "no credential",
+    ))
+}
+
+/// The API key from `X-Api-Key` or `Authorization: Bearer`. Several keys,
+/// empty or oversized values, and non-Bearer schemes are refused rather than
+/// guessed at.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthFailure> {
+    let bad = |detail| fail(Kind::Unauthenticated, FailReason::Unknown, detail);
+    let mut found: Option<&[u8]> = None;
+    for value in headers.get_all("x-api-key") {
+        if found.is_some() {
+            return Err(bad("several api keys"));
+        }
+        found = Some(value.as_bytes());
+    }
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        let v = value.as_bytes();
+        let token = v
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case(b"bearer "))
+            .map(|_| v[7..].trim_ascii());
+        match (token, found) {
+            (Some(t), None) => found = Some(t),
+            (Some(t), Some(prev)) if t == prev => {}
+            _ => return Err(bad("conflicting or unsupported authorization")),
+        }
+    }
+    match found {
+        Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN => Err(bad("malformed api key")),
+        other => Ok(other),
+    }
+}
+
+/// Compares against every hash of every client, without stopping early.
+fn client_by_key<'c>(integration: &'c Integration, digest: &[u8; 32]) -> Option<&'c Client> {
+    let mut found = None;
+    for client in &integration.clients {
+        for hash in &client.key_hashes {
+            if bool::from(hash.ct_eq(digest)) && found.is_none() {
+                found = Some(client);
+            }
+        }
+    }
+    found
+}
+
+fn client_by_cert<'c>(integration: &'c Integration, cert: &PeerCert) -> Option<&'c Client> {
+    integration.clients.iter().find(|c| match &c.mtls {
+        Some(MtlsIdentity::SubjectCn(cn)) => cert.subject_cn.as_deref() == Some(cn.as_str()),
+        Some(MtlsIdentity::San(san)) => cert.sans.iter().any(|s| s == san),
+        None => false,
+    })
+}

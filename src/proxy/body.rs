@@ -1,0 +1,150 @@
+//! Stages 4 and 6: bodies. A governed body is read whole (bounded), decoded
+//! (bounded), parsed strictly and rewritten by its policy before a single
+//! byte of it is released; anything that cannot be inspected is refused.
+
+use super::decode::{self, DecodeError};
+use crate::config::Limits;
+use crate::policy::document::{DocumentError, Format, apply_bytes};
+use crate::policy::names::{essence, is_ndjson};
+use crate::policy::transform::HashKey;
+use crate::policy::{Apply, OtherContent, Outcome, Policy};
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, Limited};
+
+/// Why a body was not released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over `max_body_bytes`, raw or decoded.
+    TooLarge,
+    /// The body broke off or its framing was invalid.
+    Broken,
+    /// A type or encoding the policy cannot inspect.
+    Unsupported(String),
+    /// Not strict JSON.
+    Malformed(String),
+    /// A rule refused it.
+    Refused(String),
+    /// The policy could not run.
+    Internal(String),
+}
+
+/// Reads a whole body, stopping as soon as it passes `limit` bytes; a
+/// declared `Content-Length` over the limit is refused before reading.
+pub async fn read<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+/// A body released by its policy.
+#[derive(Debug)]
+pub struct Governed {
+    /// The bytes to send on.
+    pub body: Bytes,
+    /// What the policy did; `None` when the body crossed untouched.
+    pub outcome: Option<Outcome>,
+}
+
+/// Applies `policy` to a body with these headers. On success with an
+/// outcome, the body was re-serialised: the caller must drop encoding and
+/// digest headers (see `headers::strip_body_digests`).
+pub fn govern(
+    policy: &Policy,
+    headers: &HeaderMap,
+    raw: Bytes,
+    limits: &Limits,
+    hash_key: Option<&HashKey>,
+) -> Result<Governed, BodyError> {
+    // An empty body carries no data to govern (204s, GETs, HEAD answers).
+    if raw.is_empty() {
+        return Ok(Governed {
+            body: raw,
+            outcome: None,
+        });
+    }
+    let media = headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().map(essence).unwrap_or_default())
+        .unwrap_or_default();
+    if media.is_empty() || !policy.governs(&media) {
+        return match policy.other_content {
+            OtherContent::Pass => Ok(Governed {
+                body: raw,
+                outcome: None,
+            }),
+            OtherContent::Refuse => Err(BodyError::Unsupported(format!(
+                "content type '{}' is not governed by policy '{}'",
+                if media.is_empty() {
+                    "(none)"
+                } else {
+                    media.as_str()
+                },
+                policy.name
+            ))),
+        };
+    }
+    let decoded = decode_body(headers, raw, limits.max_body_bytes)?;
+    let format = if is_ndjson(&media) {
+        Format::Ndjson
+    } else {
+        Format::Json
+    };
+    let how = Apply {
+        hash_key,
+        report: false,
+    };
+    let applied = apply_bytes(policy, &decoded, format, limits.max_json_depth, &how).map_err(
+        |e| match e {
+            DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
+            other => BodyError::Malformed(other.to_string()),
+        },
+    )?;
+    if let Some(r) = applied
+        .outcome
+        .refused
+        .as_ref()
+        .filter(|_| applied.outcome.blocks(policy))
+    {
+        return Err(BodyError::Refused(format!("rule {} at {}", r.rule, r.path)));
+    }
+    Ok(Governed {
+        body: Bytes::from(applied.bytes),
+        outcome: Some(applied.outcome),
+    })
+}
+
+fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, BodyError> {
+    let values: Vec<&str> = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .collect();
+    let coding = match values.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            return Err(BodyError::Unsupported(
+                "several Content-Encoding headers".into(),
+            ));
+        }
+    };
+    decode::decode(coding, raw, limit).map_err(|e| match e {
+        DecodeError::TooLarge { .. } => BodyError::TooLarge,
+        other => BodyError::Unsupported(other.to_string()),
+    })
+}

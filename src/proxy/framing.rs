@@ -1,0 +1,53 @@
+//! Stage 0: request framing guards. hyper accepts several ambiguous framings
+//! as they are; an upstream or a front proxy may read them differently, so
+//! customs rejects them with 400 and closes the connection (attacks.md §A).
+
+use super::error::{Kind, Refusal};
+use super::listener::ConnInfo;
+use super::sniff::Verdict;
+use http::{Method, Request, Version, header};
+
+/// Rejects requests whose framing or authority is ambiguous.
+pub fn check<B>(req: &Request<B>, conn: &ConnInfo) -> Result<(), Refusal> {
+    let bad = |detail: &str| Err(Refusal::new(Kind::BadRequest, detail).closing());
+    if let Verdict::Reject(why) = conn.framing.take() {
+        return bad(why);
+    }
+    let te: Vec<_> = req
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    if te.len() > 1
+        || te
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    {
+        return bad("transfer-encoding other than a single chunked");
+    }
+    let hosts: Vec<_> = req.headers().get_all(header::HOST).iter().collect();
+    if hosts.len() > 1 {
+        return bad("several Host headers");
+    }
+    if req.version() == Version::HTTP_11 && hosts.is_empty() {
+        return bad("HTTP/1.1 request without Host");
+    }
+    if let (Some(authority), Some(host)) = (req.uri().authority(), hosts.first())
+        && !authority
+            .as_str()
+            .eq_ignore_ascii_case(host.to_str().unwrap_or_default())
+    {
+        return bad("request target authority differs from Host");
+    }
+    // A tunnel cannot be inspected; TRACE is refused unless a route declares it.
+    if req.method() == Method::CONNECT {
+        return bad("CONNECT is not proxied");
+    }
+    Ok(())
+}
+
+/// Whether the caller asks to switch protocols (WebSocket and the like).
+pub fn wants_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(header::UPGRADE)
+        || req.extensions().get::<hyper::ext::Protocol>().is_some()
+}

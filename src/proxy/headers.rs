@@ -1,0 +1,92 @@
+//! Header hygiene on both legs: hop-by-hop headers (and those a `Connection`
+//! header names) never cross, framing is always recomputed by customs, and
+//! policy header rules decide the rest.
+
+use crate::policy::names::NameFilter;
+use http::HeaderMap;
+use http::header::{self, HeaderName};
+
+/// Removed on every hop (RFC 9110 §7.6.1), plus framing headers customs
+/// recomputes itself.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::CONTENT_LENGTH,
+];
+
+/// Headers that describe the exact bytes of a body; invalid once a policy
+/// re-serialises it.
+const BODY_DIGESTS: [HeaderName; 5] = [
+    header::CONTENT_ENCODING,
+    header::ETAG,
+    HeaderName::from_static("content-md5"),
+    HeaderName::from_static("digest"),
+    HeaderName::from_static("content-digest"),
+];
+
+/// Removes hop-by-hop headers, including every header named in
+/// `Connection`. Run this before customs adds its own headers, so a
+/// `Connection` header cannot make customs drop them.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Removes headers that no longer hold after the body was re-serialised.
+pub fn strip_body_digests(headers: &mut HeaderMap) {
+    for name in &BODY_DIGESTS {
+        headers.remove(name);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+}
+
+/// Applies a policy's header rules; returns how many headers were removed.
+pub fn apply_rules(headers: &mut HeaderMap, rules: &NameFilter) -> usize {
+    if matches!(rules, NameFilter::KeepAll) {
+        return 0;
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !rules.keeps(name.as_str()))
+        .cloned()
+        .collect();
+    for name in &doomed {
+        headers.remove(name);
+    }
+    doomed.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

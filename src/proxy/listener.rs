@@ -1,0 +1,318 @@
+//! The accept loop. Each connection (TCP, or TLS with h2/http1.1 chosen by
+//! ALPN; plain TCP also speaks h2c by prior knowledge) is served by hyper's
+//! auto builder with the protections hyper leaves to its caller: timers
+//! (without one, `header_read_timeout` is silently inert), a TLS handshake
+//! deadline, a connection cap, the HTTP/1 framing sniffer, and a graceful
+//! drain on shutdown. Upgrades are never served: nothing may tunnel.
+
+use super::auth::PeerCert;
+use super::sniff::{self, Sniffed, Verdicts};
+use super::tls;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// Most concurrent HTTP/2 streams per connection.
+const H2_MAX_STREAMS: u32 = 256;
+/// HTTP/2 PING interval, and how long an answer may take before the
+/// connection is considered dead.
+const H2_KEEPALIVE: Duration = Duration::from_secs(30);
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Pause after a failed `accept` (e.g. EMFILE) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Per-connection facts handed to every request of the connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The remote address.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The verified client certificate, when the client presented one.
+    pub peer_cert: Option<PeerCert>,
+    /// HTTP/1 framing verdicts: take one per request (see [`sniff`]).
+    pub framing: Arc<Verdicts>,
+}
+
+/// How the listener serves connections.
+#[derive(Debug, Clone)]
+pub struct ListenerOptions {
+    /// TLS config; plain TCP when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most connections open at once; further clients wait in the backlog.
+    pub max_connections: usize,
+    /// Deadline for a complete HTTP/1 request head; also bounds idle
+    /// keep-alive connections and, on a new connection, the wait for the
+    /// first request head or the HTTP/2 preface.
+    pub header_read_timeout: Duration,
+    /// Deadline for the TLS handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        ListenerOptions {
+            tls: None,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves connections until `shutdown` fires, then stops accepting and waits
+/// (up to `drain`) for in-flight requests to finish.
+///
+/// `shutdown` fires when it turns `true` or its sender is dropped. HTTP/1
+/// connections finish their in-flight request and close; HTTP/2 connections
+/// send GOAWAY and finish their open streams. Connections still open after
+/// `drain` are cut.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    opts: ListenerOptions,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let shared = Arc::new(Shared {
+        handler,
+        acceptor: opts.tls.clone().map(TlsAcceptor::from),
+        handshake_timeout: opts.handshake_timeout,
+        first_request_timeout: opts.header_read_timeout,
+        http: Protocols::new(&opts),
+    });
+    let limit = Arc::new(Semaphore::new(
+        opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            Some(done) = connections.join_next() => log_failure(done),
+            accepted = accept(&listener, &limit) => {
+                if let Some((tcp, peer, permit)) = accepted {
+                    let watcher = graceful.watcher();
+                    connections.spawn(connection(shared.clone(), tcp, peer, watcher, permit));
+                }
+            }
+        }
+    }
+    drop(listener);
+    drain_connections(graceful, connections, drain).await;
+}
+
+/// What every connection task needs.
+struct Shared<H> {
+    handler: H,
+    acceptor: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    first_request_timeout: Duration,
+    http: Protocols,
+}
+
+/// One configured builder per way a connection may speak HTTP.
+struct Protocols {
+    /// Plain TCP: HTTP/1.1, or h2c when the client opens with the preface.
+    auto: Builder<TokioExecutor>,
+    h1: Builder<TokioExecutor>,
+    h2: Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new(opts: &ListenerOptions) -> Self {
+        let mut auto = Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts.header_read_timeout)
+            .keep_alive(true)
+            .half_close(false)
+            // hyper answers 431 to heads the sniffer could not follow.
+            .max_buf_size(sniff::MAX_HEAD);
+        auto.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_header_list_size(sniff::MAX_HEAD as u32)
+            .keep_alive_interval(H2_KEEPALIVE)
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+        Protocols {
+            h1: auto.clone().http1_only(),
+            h2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    /// Over TLS the protocol is whatever ALPN settled; without ALPN it is
+    /// HTTP/1.1 (RFC 9113 §3.2 requires ALPN for h2 over TLS).
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            _ => &self.h1,
+        }
+    }
+}
+
+/// Resolves once `shutdown` is `true` or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Waits for a free connection slot, then for a client. `None` after an
+/// accept error, once the back-off has passed.
+async fn accept(
+    listener: &TcpListener,
+    limit: &Arc<Semaphore>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = limit.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((tcp, peer)) => Some((tcp, peer, permit)),
+        Err(error) => {
+            tracing::warn!(%error, "accept failed; backing off");
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            None
+        }
+    }
+}
+
+/// One connection, from handshake to close. The permit is held throughout.
+async fn connection<H, F>(
+    shared: Arc<Shared<H>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let framing = Arc::new(Verdicts::default());
+    let info = |tls, peer_cert| ConnInfo {
+        peer,
+        tls,
+        peer_cert,
+        framing: framing.clone(),
+    };
+    let Some(acceptor) = &shared.acceptor else {
+        let io = Sniffed::new(tcp, framing.clone());
+        let info = info(false, None);
+        return serve_http(&shared, &shared.http.auto, io, info, watcher).await;
+    };
+    let Some(stream) = handshake(acceptor, tcp, peer, shared.handshake_timeout).await else {
+        return;
+    };
+    let session = stream.get_ref().1;
+    let builder = shared.http.for_alpn(session.alpn_protocol());
+    let info = info(true, tls::peer_cert(session));
+    // The sniffer must see plaintext HTTP, so it wraps the TLS stream.
+    let io = Sniffed::new(stream, framing.clone());
+    serve_http(&shared, builder, io, info, watcher).await;
+}
+
+/// The TLS handshake, bounded by `deadline`. Failures are the client's
+/// business, so they are logged at debug only.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    deadline: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves HTTP on `io` until the peer leaves or shutdown closes it.
+async fn serve_http<H, F, I>(
+    shared: &Shared<H>,
+    builder: &Builder<TokioExecutor>,
+    io: I,
+    info: ConnInfo,
+    watcher: Watcher,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (peer, framing) = (info.peer, info.framing.clone());
+    let info = Arc::new(info);
+    let handler = shared.handler.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let response = handler(req, info.clone());
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    let mut conn = pin!(watcher.watch(builder.serve_connection(TokioIo::new(io), service)));
+    // hyper's header timer starts only once it knows the protocol; a peer
+    // that never sends a first request (or the h2 preface) is dropped here.
+    let ended = match tokio::time::timeout(shared.first_request_timeout, &mut conn).await {
+        Ok(ended) => ended,
+        Err(_) if !framing.opened() => {
+            tracing::debug!(%peer, "no request received in time; closing");
+            return;
+        }
+        Err(_) => conn.await,
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// Signals every connection to finish, then waits up to `drain` for them.
+async fn drain_connections(
+    graceful: GracefulShutdown,
+    mut connections: JoinSet<()>,
+    drain: Duration,
+) {
+    tracing::debug!(open = connections.len(), "draining connections");
+    let finished = tokio::time::timeout(drain, async {
+        graceful.shutdown().await;
+        while let Some(done) = connections.join_next().await {
+            log_failure(done);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "drain period over; closing the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+fn log_failure(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        tracing::error!(%error, "connection task failed");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! The proxy: listener → framing → route → identity → request policy →
+//! upstream → response policy → audit and metrics. [`pipeline::handle`]
+//! reads in that order; this module owns the running snapshot ([`Runtime`])
+//! and the process around it ([`serve`]).
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod client;
+pub mod decode;
+pub mod error;
+pub mod framing;
+pub mod headers;
+pub mod listener;
+pub mod pipeline;
+pub mod route;
+pub mod server;
+pub mod sniff;
+pub mod tls;
+pub mod trail;
+pub mod upstream;
+pub mod uri;
+
+use crate::audit::Auditor;
+use crate::config::{Config, Integration};
+use crate::metrics::Metrics;
+use client::UpstreamClient;
+use error::{Kind, Refusal};
+use http::HeaderValue;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a secret file's content is trusted before it is read again.
+const SECRET_REFRESH: Duration = Duration::from_secs(1);
+
+/// Everything a request needs, built once per configuration.
+pub struct Runtime {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The crossing log.
+    pub auditor: Auditor,
+    /// Prometheus collectors.
+    pub metrics: Arc<Metrics>,
+    clients: Vec<UpstreamClient>,
+    credentials: Vec<Mutex<Cached>>,
+    id_prefix: u32,
+    id_counter: AtomicU64,
+}
+
+/// A resolved injected credential and when it was read.
+struct Cached {
+    read_at: Option<Instant>,
+    value: Result<Option<HeaderValue>, String>,
+}
+
+/// Why the runtime cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// An upstream's TLS settings are unusable.
+    #[error("integration '{integration}': {source}")]
+    Upstream {
+        /// The integration.
+        integration: String,
+        /// Why.
+        source: Box<tls::TlsError>,
+    },
+}
+
+impl Runtime {
+    /// Builds upstream clients and credential caches for `config`.
+    pub fn new(
+        config: Arc<Config>,
+        auditor: Auditor,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RuntimeError> {
+        let clients = config
+            .integrations
+            .iter()
+            .map(|it| {
+                client::build(&it.upstream).map_err(|source| RuntimeError::Upstream {
+                    integration: it.name.clone(),
+                    source: Box::new(source),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let credentials = config
+            .integrations
+            .iter()
+            .map(|_| {
+                Mutex::new(Cached {
+                    read_at: None,
+                    value: Ok(None),
+                })
+            })
+            .collect();
+        let mut prefix = [0u8; 4];
+        // Without randomness ids are still unique within the process.
+        let _ = getrandom::fill(&mut prefix);
+        Ok(Runtime {
+            config,
+            auditor,
+            metrics,
+            clients,
+            credentials,
+            id_prefix: u32::from_le_bytes(prefix),
+            id_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A new request id: process prefix and counter, 16 hex digits. Callers'
+    /// own ids are not trusted: they would end up in audit records.
+    pub fn next_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:08x}", self.id_prefix, n as u32)
+    }
+
+    /// Today's date in UTC: end dates are whole UTC days.
+    pub fn today(&self) -> jiff::civil::Date {
+        jiff::Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date()
+    }
+
+    /// Now, RFC 3339 UTC with milliseconds.
+    pub fn now_rfc3339(&self) -> String {
+        format!("{:.3}", jiff::Timestamp::now())
+    }
+
+    fn index(&self, integration: &Integration) -> usize {
+        self.config
+            .integrations
+            .iter()
+            .position(|it| std::ptr::eq(it, integration))
+            .unwrap_or(0)
+    }
+
+    /// The pooled client of an integration's upstream.
+    pub fn client(&self, integration: &Integration) -> &UpstreamClient {
+        &self.clients[self.index(integration)]
+    }
+
+    /// The injected credential, re-read from its files at most once a second
+    /// so rotated secrets are picked up without a restart. A secret that
+    /// cannot be read refuses the crossing rather than sending it without.
+    pub fn credential(&self, integration: &Integration) -> Result<Option<HeaderValue>, Refusal> {
+        let Some(inject) = &integration.upstream.inject else {
+            return Ok(None);
+        };
+        let unavailable = |why: &str| Refusal::new(Kind::CredentialUnavailable, why.to_string());
+        let mut cached = self.credentials[self.index(integration)]
+            .lock()
+            .map_err(|_| unavailable("credential cache poisoned"))?;
+        if cached.read_at.is_none_or(|t| t.elapsed() >= SECRET_REFRESH) {
+            cached.value = inject
+                .value
+                .resolve()
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    HeaderValue::from_str(&v)
+                        .map(Some)
+                        .map_err(|_| "credential is not a valid header value".into())
+                });
+            cached.read_at = Some(Instant::now());
+        }
+        cached.value.clone().map_err(|why| unavailable(&why))
+    }
+}

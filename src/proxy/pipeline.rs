@@ -1,0 +1,272 @@
+//! The request path, top to bottom: framing guard → route → expiry →
+//! identity → request policy → upstream → response policy → record. Every
+//! stage either passes the crossing on or refuses it; a refusal sends nothing
+//! further and answers with the JSON error of SPEC §2.3.
+
+use super::auth::{self, Principal};
+use super::body::{self, BodyError, Governed};
+use super::error::{Kind, Refusal};
+use super::listener::ConnInfo;
+use super::trail::Trail;
+use super::upstream::{self, Hop, REQUEST_ID};
+use super::{Runtime, framing, headers, route, uri};
+use crate::config::OnFailure;
+use crate::policy::Policy;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+/// The response type of every crossing: bodies are always released whole.
+pub type ProxyResponse = Response<Full<Bytes>>;
+
+/// Handles one request; always answers, always records.
+pub async fn handle(
+    rt: Arc<Runtime>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> ProxyResponse {
+    let mut trail = Trail::start(&req, rt.next_request_id());
+    let response = match cross(&rt, &conn, req, &mut trail).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            let response = refusal.response(&trail.request_id);
+            trail.refused(refusal);
+            response
+        }
+    };
+    trail.finish(&rt, response).await
+}
+
+async fn cross(
+    rt: &Runtime,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    trail: &mut Trail,
+) -> Result<ProxyResponse, Refusal> {
+    framing::check(&req, conn)?;
+    let path = uri::normalize_path(req.uri().path())
+        .map_err(|e| Refusal::new(Kind::BadRequest, format!("path rejected: {e}")))?;
+    trail.path = path.clone();
+    let config = &rt.config;
+    let matched = route::find(config, req.method(), &path)?;
+    trail.matched(&matched);
+    let integration = matched.integration;
+    if rt.today() >= integration.expires {
+        return Err(Refusal::new(
+            Kind::IntegrationExpired,
+            "integration past its end date",
+        ));
+    }
+    let principal = authenticate(rt, conn, &req, &matched, trail)?;
+    trail.principal(&principal);
+    if !matched.route.upgrade && framing::wants_upgrade(&req) {
+        return Err(Refusal::new(
+            Kind::BadRequest,
+            "protocol upgrade not allowed on this route",
+        ));
+    }
+    if config.audit.on_failure == OnFailure::Refuse && !rt.auditor.healthy() {
+        return Err(Refusal::new(Kind::AuditUnavailable, "audit log is failing"));
+    }
+    let credential = rt.credential(integration)?;
+    let (parts, body) = req.into_parts();
+    let limits = config.limits;
+    let raw = body::read(&parts.headers, body, limits.max_body_bytes)
+        .await
+        .map_err(|e| request_body_refusal(&e))?;
+    let request_policy = matched.route.request.as_deref();
+    let governed = govern(
+        rt,
+        request_policy,
+        &parts.headers,
+        raw,
+        trail.request_side(),
+    )
+    .map_err(|e| request_body_refusal(&e))?;
+    let forward_path = forward_path(&matched, &parts, request_policy);
+    trail.path = forward_path.clone();
+    let hop = Hop {
+        peer_ip: conn.peer.ip().to_string(),
+        proto: if conn.tls { "https" } else { "http" },
+        host: host_of(&parts),
+        request_id: &trail.request_id,
+    };
+    let mut head = upstream::request_head(
+        &parts,
+        &integration.upstream,
+        &forward_path,
+        &hop,
+        credential.as_ref(),
+    )?;
+    if let Some(h) = head.headers_mut() {
+        prepare_request_headers(
+            h,
+            request_policy,
+            matched.route.response.as_deref(),
+            governed.outcome.is_some(),
+        );
+    }
+    let request = head
+        .body(Full::new(governed.body))
+        .map_err(|_| Refusal::new(Kind::BadRequest, "request cannot be forwarded"))?;
+    let client = rt.client(integration);
+    let sent = std::time::Instant::now();
+    let answer = upstream::exchange(
+        client,
+        request,
+        limits.upstream_timeout,
+        limits.max_body_bytes,
+    )
+    .await;
+    trail.upstream_elapsed = Some(sent.elapsed());
+    let answer = answer?;
+    trail.upstream_status = Some(answer.status.as_u16());
+    respond(rt, matched.route.response.as_deref(), answer, trail)
+}
+
+fn authenticate<'c>(
+    rt: &'c Runtime,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    matched: &route::Matched<'c>,
+    trail: &mut Trail,
+) -> Result<Principal<'c>, Refusal> {
+    auth::authenticate(
+        matched.integration,
+        &matched.route.id,
+        req.headers(),
+        conn.peer_cert.as_ref(),
+        rt.today(),
+    )
+    .map_err(|(refusal, reason)| {
+        trail.auth_failure = Some(reason);
+        refusal
+    })
+}
+
+/// Applies a direction's policy (or `pass`) to a body, recording it.
+fn govern(
+    rt: &Runtime,
+    policy: Option<&Policy>,
+    headers: &http::HeaderMap,
+    raw: Bytes,
+    side: &mut crate::audit::record::Direction,
+) -> Result<Governed, BodyError> {
+    side.bytes_in = raw.len() as u64;
+    let governed = match policy {
+        None => Governed {
+            body: raw,
+            outcome: None,
+        },
+        Some(p) => body::govern(
+            p,
+            headers,
+            raw,
+            &rt.config.limits,
+            rt.config.hash_key.as_ref(),
+        )?,
+    };
+    side.bytes_out = governed.body.len() as u64;
+    if let (Some(p), Some(outcome)) = (policy, &governed.outcome) {
+        Trail::record_actions(side, p, outcome);
+    }
+    Ok(governed)
+}
+
+fn request_body_refusal(e: &BodyError) -> Refusal {
+    match e {
+        BodyError::TooLarge => Refusal::new(Kind::TooLarge, "request body over max_body_bytes"),
+        BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
+        BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
+        BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
+        BodyError::Refused(d) | BodyError::Internal(d) => {
+            Refusal::new(Kind::PolicyRefused, d.clone())
+        }
+    }
+}
+
+fn response_body_refusal(e: &BodyError) -> Refusal {
+    let detail = match e {
+        BodyError::TooLarge => "response body over max_body_bytes".to_string(),
+        BodyError::Broken => "upstream body broke off".to_string(),
+        BodyError::Unsupported(d)
+        | BodyError::Malformed(d)
+        | BodyError::Refused(d)
+        | BodyError::Internal(d) => d.clone(),
+    };
+    Refusal::new(Kind::ResponseRefused, detail)
+}
+
+/// The path sent upstream, with the request policy's query rules applied.
+fn forward_path(matched: &route::Matched<'_>, parts: &Parts, policy: Option<&Policy>) -> String {
+    let mut path = matched.upstream_path();
+    if let Some(query) = parts.uri.query() {
+        let kept = match policy {
+            Some(p) => uri::filter_query(query, &|name| p.query.keeps(name)).0,
+            None => query.to_string(),
+        };
+        if !kept.is_empty() {
+            path.push('?');
+            path.push_str(&kept);
+        }
+    }
+    path
+}
+
+fn host_of(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+}
+
+fn prepare_request_headers(
+    h: &mut http::HeaderMap,
+    request: Option<&Policy>,
+    response: Option<&Policy>,
+    rewritten: bool,
+) {
+    if let Some(p) = request {
+        headers::apply_rules(h, &p.headers);
+    }
+    if rewritten {
+        headers::strip_body_digests(h);
+    }
+    // Ask for plain bodies the response policy can read without decoding.
+    if response.is_some() {
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
+}
+
+/// Stage 6: the response policy, then the answer the caller gets.
+fn respond(
+    rt: &Runtime,
+    policy: Option<&Policy>,
+    answer: upstream::Answer,
+    trail: &mut Trail,
+) -> Result<ProxyResponse, Refusal> {
+    let mut headers = answer.headers;
+    let governed = govern(rt, policy, &headers, answer.body, trail.response_side())
+        .map_err(|e| response_body_refusal(&e))?;
+    if let Some(p) = policy {
+        headers::apply_rules(&mut headers, &p.headers);
+    }
+    if governed.outcome.is_some() {
+        headers::strip_body_digests(&mut headers);
+    }
+    if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    let mut response = Response::new(Full::new(governed.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}

@@ -1,0 +1,122 @@
+//! The `serve` process: load, bind, announce readiness, run until told to
+//! stop, drain. The running [`Runtime`] sits behind an `ArcSwap` so a reload
+//! swaps it atomically; each request holds the snapshot it started with.
+
+use super::listener::{self, ListenerOptions};
+use super::{Runtime, RuntimeError, admin, pipeline, tls};
+use crate::audit;
+use crate::config;
+use crate::diag::Diagnostics;
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long in-flight requests may run on after a stop signal.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] Diagnostics),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Listener TLS files are unusable.
+    #[error("listener TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// An upstream could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The crossing log cannot be opened.
+    #[error("audit log: {0}")]
+    Audit(#[from] audit::AuditError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Addresses actually bound (ports may have been 0 in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The proxy listener.
+    pub proxy: SocketAddr,
+    /// The admin listener.
+    pub admin: Option<SocketAddr>,
+}
+
+/// The live snapshot, swapped whole on reload.
+pub type Shared = Arc<ArcSwap<Runtime>>;
+
+/// Runs the proxy until `shutdown` turns true; `ready` is called once every
+/// listener is bound and everything is loaded.
+pub async fn serve(
+    config_path: &Path,
+    shutdown: watch::Receiver<bool>,
+    ready: impl FnOnce(Bound),
+) -> Result<(), ServeError> {
+    let config = Arc::new(config::load(config_path)?);
+    let (auditor, audit_task) = audit::start(config.audit.clone()).await?;
+    let metrics = Arc::new(Metrics::new(&config)?);
+    let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
+        config.clone(),
+        auditor,
+        metrics,
+    )?));
+    let proxy_listener = bind(config.listen).await?;
+    let admin_listener = match config.admin {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let bound = Bound {
+        proxy: local_addr(&proxy_listener, config.listen),
+        admin: admin_listener
+            .as_ref()
+            .map(|l| local_addr(l, config.listen)),
+    };
+    let opts = ListenerOptions {
+        tls: config.tls.as_ref().map(tls::server_config).transpose()?,
+        ..ListenerOptions::default()
+    };
+    let admin_task =
+        admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));
+    ready(bound);
+    tracing::info!(proxy = %bound.proxy, "customs is serving.");
+    let handler = move |req, conn| {
+        let rt = shared.load_full();
+        pipeline::handle(rt, conn, req)
+    };
+    listener::serve(proxy_listener, opts, handler, shutdown, DRAIN).await;
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    drop_runtime_and_wait(audit_task).await;
+    Ok(())
+}
+
+async fn drop_runtime_and_wait(audit_task: tokio::task::JoinHandle<()>) {
+    // Every Auditor clone is gone once the runtime is dropped; the writer
+    // then drains, syncs and exits.
+    let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn local_addr(l: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(fallback)
+}

@@ -1,0 +1,171 @@
+//! Stage 7: what a crossing leaves behind. The trail collects decisions as
+//! the request moves through the pipeline and, at the end, becomes exactly
+//! one audit record (and its metrics) before the response is released.
+
+use super::Runtime;
+use super::auth::{FailReason, Principal};
+use super::error::{Outcome, Refusal};
+use super::pipeline::ProxyResponse;
+use super::route::Matched;
+use crate::audit::record::{Crossing, Direction};
+use crate::config::OnFailure;
+use crate::policy::{Mode, Outcome as PolicyOutcome, Policy};
+use http::Request;
+use std::time::Instant;
+
+/// Decisions of one crossing so far.
+#[derive(Debug)]
+pub struct Trail {
+    /// Id given to the request.
+    pub request_id: String,
+    /// Normalised, then forwarded path (query values elided when recorded).
+    pub path: String,
+    /// Upstream status, once answered.
+    pub upstream_status: Option<u16>,
+    /// Set when authentication failed.
+    pub auth_failure: Option<FailReason>,
+    /// Time the upstream exchange took.
+    pub upstream_elapsed: Option<std::time::Duration>,
+    started: Instant,
+    method: String,
+    record: Crossing,
+    refusal: Option<Refusal>,
+}
+
+impl Trail {
+    /// Starts the trail of a request.
+    pub fn start<B>(req: &Request<B>, request_id: String) -> Self {
+        Trail {
+            request_id,
+            path: req.uri().path().to_string(),
+            upstream_status: None,
+            auth_failure: None,
+            upstream_elapsed: None,
+            started: Instant::now(),
+            method: req.method().to_string(),
+            record: Crossing {
+                mode: Mode::Enforce.as_str(),
+                ..Crossing::default()
+            },
+            refusal: None,
+        }
+    }
+
+    /// Notes the integration and route, and the policies each direction uses.
+    pub fn matched(&mut self, m: &Matched<'_>) {
+        self.record.integration = Some(m.integration.name.clone());
+        self.record.route = Some(m.route.id.clone());
+        self.record.request = Some(direction(m.route.request.as_deref()));
+        self.record.response = Some(direction(m.route.response.as_deref()));
+        let monitor = [&m.route.request, &m.route.response]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| p.mode == Mode::Monitor));
+        if monitor {
+            self.record.mode = Mode::Monitor.as_str();
+        }
+    }
+
+    /// Notes who called.
+    pub fn principal(&mut self, p: &Principal<'_>) {
+        self.record.client = p.client.map(|c| c.id.clone());
+        self.record.auth = Some(p.method.as_str());
+    }
+
+    /// The request direction's record (created on first use).
+    pub fn request_side(&mut self) -> &mut Direction {
+        self.record.request.get_or_insert_with(Direction::default)
+    }
+
+    /// The response direction's record (created on first use).
+    pub fn response_side(&mut self) -> &mut Direction {
+        self.record.response.get_or_insert_with(Direction::default)
+    }
+
+    /// Copies a policy outcome's counts into a direction record.
+    pub fn record_actions(side: &mut Direction, policy: &Policy, outcome: &PolicyOutcome) {
+        for (rule, n) in outcome.actions(policy) {
+            side.actions.insert(rule.to_string(), n);
+        }
+        if outcome.unknown_count > 0 {
+            side.actions
+                .insert(crate::policy::ALLOW_RULE.to_string(), outcome.unknown_count);
+            side.unknown_fields.clone_from(&outcome.unknown_fields);
+        }
+    }
+
+    /// Notes why the crossing was refused.
+    pub fn refused(&mut self, refusal: Refusal) {
+        self.refusal = Some(refusal);
+    }
+
+    /// Writes the audit record; returns the response to release (503 when
+    /// the record cannot be written and `on_failure: refuse`).
+    pub async fn finish(mut self, rt: &Runtime, response: ProxyResponse) -> ProxyResponse {
+        let outcome = match &self.refusal {
+            Some(r) => r.kind.answer().2,
+            None => Outcome::Forwarded,
+        };
+        self.record.ts = rt.now_rfc3339();
+        self.record.request_id = self.request_id.clone();
+        self.record.method = self.method;
+        self.record.path = elide_query_values(&self.path);
+        self.record.status = response.status().as_u16();
+        self.record.upstream_status = self.upstream_status;
+        self.record.outcome = outcome.as_str();
+        self.record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
+        self.record.duration_us =
+            u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let upstream_secs = self.upstream_elapsed.map(|d| d.as_secs_f64());
+        let policies = &rt.config.policies;
+        rt.metrics
+            .crossing(&self.record, self.auth_failure, policies, upstream_secs);
+        if let Some(r) = &self.refusal {
+            let side = if r.kind == super::error::Kind::ResponseRefused {
+                "response"
+            } else {
+                "request"
+            };
+            rt.metrics
+                .refusal(self.record.integration.as_deref(), side, r.kind.answer().1);
+        }
+        let written = rt.auditor.record(self.record).await;
+        match written {
+            Err(_) if rt.config.audit.on_failure == OnFailure::Refuse => {
+                Refusal::new(super::error::Kind::AuditUnavailable, "audit write failed")
+                    .response(&self.request_id)
+            }
+            _ => response,
+        }
+    }
+}
+
+fn direction(policy: Option<&Policy>) -> Direction {
+    Direction {
+        policy: policy.map_or_else(|| "pass".to_string(), |p| p.name.clone()),
+        policy_sha256: policy.map(|p| p.sha256.clone()),
+        ..Direction::default()
+    }
+}
+
+/// `/a?x=1&y=2` → `/a?x=&y=`: names stay for the auditor, values may be data.
+fn elide_query_values(path: &str) -> String {
+    let Some((p, q)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let names: Vec<&str> = q
+        .split('&')
+        .map(|kv| kv.split_once('=').map_or(kv, |(k, _)| k))
+        .collect();
+    format!("{p}?{}=", names.join("=&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_elided() {
+        assert_eq!(elide_query_values("/a?x=1&y=secret"), "/a?x=&y=");
+        assert_eq!(elide_query_values("/a"), "/a");
+    }
+}

@@ -1,0 +1,163 @@
+//! Stage 5: the upstream exchange. Builds the request customs sends — its
+//! own framing, no hop-by-hop or caller credential headers, the injected
+//! credential, `X-Forwarded-*` and `X-Request-Id` — and bounds the whole
+//! exchange, body included, by `upstream_timeout`.
+
+use super::auth::CREDENTIAL_HEADERS;
+use super::body::{self, BodyError};
+use super::client::UpstreamClient;
+use super::error::{Kind, Refusal};
+use super::headers;
+use crate::config::Upstream;
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use std::time::Duration;
+
+/// `X-Request-Id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers a caller may not set for the upstream: customs sets them itself.
+const PROXY_SET: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "forwarded",
+];
+
+/// Facts about the caller's hop, for `X-Forwarded-*`.
+#[derive(Debug, Clone)]
+pub struct Hop<'a> {
+    /// Caller IP.
+    pub peer_ip: String,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// Host the caller asked for.
+    pub host: Option<&'a str>,
+    /// Request id.
+    pub request_id: &'a str,
+}
+
+/// A response read whole from the upstream.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers, hop-by-hop removed.
+    pub headers: HeaderMap,
+    /// Body, at most `max_body_bytes`.
+    pub body: Bytes,
+}
+
+/// Builds the upstream request head from the caller's, minus everything
+/// customs owns, plus the injected credential.
+pub fn request_head(
+    parts: &Parts,
+    upstream: &Upstream,
+    path_and_query: &str,
+    hop: &Hop<'_>,
+    credential: Option<&HeaderValue>,
+) -> Result<http::request::Builder, Refusal> {
+    let scheme = if upstream.https { "https" } else { "http" };
+    let uri: Uri = format!("{scheme}://{}{path_and_query}", upstream.authority)
+        .parse()
+        .map_err(|_| Refusal::new(Kind::BadRequest, "path cannot be forwarded"))?;
+    let mut headers = parts.headers.clone();
+    headers::strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    for name in CREDENTIAL_HEADERS.iter().chain(PROXY_SET.iter()) {
+        headers.remove(*name);
+    }
+    set(&mut headers, "x-forwarded-for", &hop.peer_ip);
+    set(&mut headers, "x-forwarded-proto", hop.proto);
+    if let Some(host) = hop.host {
+        set(&mut headers, "x-forwarded-host", host);
+    }
+    set(&mut headers, "x-request-id", hop.request_id);
+    if let (Some(inject), Some(value)) = (&upstream.inject, credential) {
+        headers.insert(inject.header.clone(), value.clone());
+    }
+    let mut builder = Request::builder().method(parts.method.clone()).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    Ok(builder)
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Sends the request and reads the whole answer within `timeout`.
+pub async fn exchange(
+    client: &UpstreamClient,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Answer, Refusal> {
+    match tokio::time::timeout(timeout, send(client, request, max_body)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
+    }
+}
+
+async fn send(
+    client: &UpstreamClient,
+    request: Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<Answer, Refusal> {
+    let response: Response<hyper::body::Incoming> = client.request(request).await.map_err(|e| {
+        Refusal::new(
+            Kind::UpstreamUnavailable,
+            format!("upstream request failed: {}", error_chain(&e)),
+        )
+    })?;
+    let (parts, incoming) = response.into_parts();
+    // An upstream may not switch protocols on a request that did not ask to.
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(Refusal::new(
+            Kind::UpstreamUnavailable,
+            "unrequested 101 from upstream",
+        ));
+    }
+    let mut headers = parts.headers;
+    if headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(Refusal::new(
+            Kind::UpstreamUnavailable,
+            "upstream used a transfer coding other than chunked",
+        ));
+    }
+    let body = body::read(&headers, incoming, max_body)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
+            _ => Refusal::new(Kind::UpstreamUnavailable, "upstream body broke off"),
+        })?;
+    headers::strip_hop_by_hop(&mut headers);
+    Ok(Answer {
+        status: parts.status,
+        headers,
+        body,
+    })
+}
+
+/// The error and its sources, for the audit detail (no payload data).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,335 @@
+//! The proxy's normal path, with the real binary between a real client and
+//! a recording upstream: what the upstream received and what the caller got.
+
+mod common;
+use common::*;
+
+/// The caller's API key; the config holds only its hash.
+const KEY: &str = "cst_test_key_0123456789abcdef";
+
+fn key_hash() -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(KEY.as_bytes())))
+}
+
+/// One integration at /acme with a response policy and a request policy.
+fn config() -> String {
+    r#"listen: { address: 127.0.0.1:0 }
+admin: { address: 127.0.0.1:0 }
+policies: policies/
+audit: { path: "{dir}/audit.jsonl" }
+secrets: { hash_key: "${file:hash.key}" }
+integrations:
+  - name: acme
+    owner: team@example.com
+    classification: confidential
+    data: [pii]
+    boundary: external
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    upstream:
+      url: "{upstream}/v1"
+      inject: { header: Authorization, value: "Bearer ${file:token}" }
+    clients:
+      - id: desk
+        api_key: KEYHASH
+    routes:
+      - { id: read, methods: [GET], path: /incidents/**, request: pass, response: inbound }
+      - { id: write, methods: [POST], path: /incidents/*, request: outbound, response: pass }
+"#
+    .replace("KEYHASH", &key_hash())
+}
+
+const INBOUND: &str = r#"policy: inbound
+body:
+  rules:
+    - id: card
+      mask: [$..card_number]
+      keep_last: 4
+    - id: text
+      redact: [$..description]
+headers:
+  drop: [x-internal-*]
+"#;
+
+const OUTBOUND: &str = r#"policy: outbound
+body:
+  allow: [$.id, $.title, $.email]
+  rules:
+    - id: no-passwords
+      refuse: [$..password]
+    - id: pseudo
+      hash: [$.email]
+query:
+  drop: [debug]
+"#;
+
+fn start(up: &Upstream) -> Proxy {
+    Proxy::builder()
+        .upstream(&up.url())
+        .file("hash.key", "test-hash-key")
+        .file("token", "UPSTREAM-SECRET-123\n")
+        .start(
+            &config(),
+            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+        )
+}
+
+fn auth() -> (&'static str, &'static str) {
+    ("x-api-key", KEY)
+}
+
+#[test]
+fn response_policy_masks_what_the_caller_sees() {
+    let up = Upstream::start(UpstreamOpts::new().respond(
+        200,
+        &[("content-type", "application/json"), ("x-internal-trace", "abc"), ("etag", "\"v1\"")],
+        &br#"{"id":7,"card_number":"4111 1111 1111 1111","description":"mail jane@example.com"}"#[..],
+    ));
+    let proxy = start(&up);
+    let r = send(&proxy.url(), "GET", "/acme/incidents/7", &[auth()], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        r#"{"id":7,"card_number":"**** **** **** 1111","description":"mail [EMAIL]"}"#
+    );
+    assert!(
+        r.header("x-internal-trace").is_none(),
+        "header rule applied"
+    );
+    assert!(
+        r.header("etag").is_none(),
+        "etag no longer matches the body"
+    );
+    assert_eq!(r.header("x-request-id").map(str::len), Some(16));
+    let seen = up.last();
+    assert_eq!(
+        seen.uri, "/v1/incidents/7",
+        "mount stripped, upstream prefix added"
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer UPSTREAM-SECRET-123")
+    );
+    assert!(
+        seen.header("x-api-key").is_none(),
+        "caller credential never forwarded"
+    );
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("accept-encoding"), Some("identity"));
+    assert_eq!(seen.header("x-request-id"), r.header("x-request-id"));
+}
+
+#[test]
+fn request_policy_filters_what_the_upstream_receives() {
+    let up = Upstream::json(201, r#"{"ok":true}"#);
+    let proxy = start(&up);
+    let body = br#"{"id":1,"title":"VPN","email":"jane@example.com","internal":"secret notes"}"#;
+    let headers = [
+        auth(),
+        ("content-type", "application/json"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-request-id", "caller-chosen"),
+    ];
+    let r = send(
+        &proxy.url(),
+        "POST",
+        "/acme/incidents/1?debug=1&page=2",
+        &headers,
+        body,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let seen = up.last();
+    assert_eq!(
+        seen.uri, "/v1/incidents/1?page=2",
+        "query rule dropped debug"
+    );
+    let doc = seen.json();
+    assert_eq!(doc["id"], 1);
+    assert!(doc.get("internal").is_none(), "outside the allow-list");
+    let email = doc["email"].as_str().expect("hashed email");
+    assert_eq!(email.len(), 64);
+    assert!(!seen.text().contains("jane@example.com"));
+    assert_eq!(
+        seen.header("content-length"),
+        Some(seen.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "caller's value replaced"
+    );
+    assert_ne!(seen.header("x-request-id"), Some("caller-chosen"));
+}
+
+/// method, path, headers, body, expected status, expected error code.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a [u8],
+    u16,
+    &'a str,
+);
+
+#[test]
+fn refusals_answer_with_code_and_request_id_only() {
+    let up = Upstream::json(200, "{}");
+    let proxy = start(&up);
+    let cases: [Case; 5] = [
+        (
+            "POST",
+            "/acme/incidents/1",
+            vec![auth(), ("content-type", "application/json")],
+            br#"{"id":1,"password":"hunter2"}"#,
+            403,
+            "policy_refused",
+        ),
+        (
+            "GET",
+            "/acme/incidents/1",
+            vec![],
+            b"",
+            401,
+            "unauthenticated",
+        ),
+        (
+            "GET",
+            "/acme/incidents/1",
+            vec![("x-api-key", "cst_wrong")],
+            b"",
+            401,
+            "unauthenticated",
+        ),
+        (
+            "DELETE",
+            "/acme/incidents/1",
+            vec![auth()],
+            b"",
+            404,
+            "no_route",
+        ),
+        ("GET", "/other/x", vec![auth()], b"", 404, "no_route"),
+    ];
+    for (method, path, headers, body, status, code) in cases {
+        let r = send(&proxy.url(), method, path, &headers, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+        let err = r.json();
+        assert_eq!(err["error"], code);
+        assert_eq!(
+            err.as_object().map(|o| o.len()),
+            Some(2),
+            "only error and request_id: {err}"
+        );
+        assert!(!r.text().contains("hunter2") && !r.text().contains("password"));
+    }
+    assert_eq!(up.hits(), 0, "nothing refused reached the upstream");
+}
+
+#[test]
+fn http2_callers_and_tls_upstreams_work() {
+    let pki = Pki::new();
+    let cert = pki.server_cert(LOCAL);
+    let up = Upstream::start(
+        UpstreamOpts::new()
+            .tls(&cert)
+            .http2()
+            .json(200, r#"{"card_number":"4111111111111111"}"#),
+    );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("hash.key", "k")
+        .file("token", "t")
+        .file("ca.pem", pki.ca_pem())
+        .start(
+            &config().replace(
+                "url: \"{upstream}/v1\"",
+                "url: \"{upstream}/v1\"\n      ca: ca.pem",
+            ),
+            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+        );
+    let r = send_h2(&proxy.url(), "GET", "/acme/incidents/9", &[auth()], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.version, http::Version::HTTP_2);
+    assert_eq!(r.text(), r#"{"card_number":"************1111"}"#);
+    assert_eq!(
+        up.last().version,
+        http::Version::HTTP_2,
+        "ALPN chose h2 upstream"
+    );
+}
+
+#[test]
+fn every_crossing_is_audited_without_values() {
+    let up = Upstream::json(
+        200,
+        r#"{"card_number":"4111111111111111","description":"x"}"#,
+    );
+    let proxy = start(&up);
+    send(
+        &proxy.url(),
+        "GET",
+        "/acme/incidents/1?q=jane",
+        &[auth()],
+        b"",
+    );
+    send(&proxy.url(), "GET", "/acme/incidents/1", &[], b"");
+    let records = proxy.read_jsonl("audit.jsonl");
+    assert_eq!(records.len(), 2, "{records:?}");
+    let ok = &records[0];
+    assert_eq!(ok["outcome"], "forwarded");
+    assert_eq!(ok["integration"], "acme");
+    assert_eq!(ok["route"], "read");
+    assert_eq!(ok["client"], "desk");
+    assert_eq!(ok["auth"], "api_key");
+    assert_eq!(ok["path"], "/v1/incidents/1?q=");
+    assert_eq!(ok["response"]["actions"]["card"], 1);
+    assert_eq!(records[1]["outcome"], "denied");
+    let log = proxy.read("audit.jsonl");
+    for secret in ["4111", "jane", KEY, "UPSTREAM-SECRET-123"] {
+        assert!(!log.contains(secret), "{secret} leaked into the audit log");
+        assert!(
+            !proxy.logs().contains(secret),
+            "{secret} leaked into service logs"
+        );
+    }
+}
+
+#[test]
+fn metrics_count_crossings() {
+    let up = Upstream::json(200, r#"{"card_number":"4111111111111111"}"#);
+    let proxy = start(&up);
+    send(&proxy.url(), "GET", "/acme/incidents/1", &[auth()], b"");
+    send(
+        &proxy.url(),
+        "GET",
+        "/acme/incidents/1",
+        &[("x-api-key", "nope")],
+        b"",
+    );
+    let m = proxy.admin("/metrics").text();
+    assert!(
+        m.contains(
+            r#"customs_requests_total{integration="acme",outcome="forwarded",route="read"} 1"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"customs_auth_failures_total{integration="acme",reason="unknown"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"customs_policy_actions_total{action="mask",integration="acme",policy="inbound",rule="card"} 1"#), "{m}");
+    assert!(!m.contains("nope") && !m.contains("4111"));
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let up = Upstream::json(200, "{}");
+    let mut proxy = start(&up);
+    assert_eq!(
+        send(&proxy.url(), "GET", "/acme/incidents/1", &[auth()], b"").status,
+        200
+    );
+    assert!(proxy.stop_gracefully().success());
+}
