@@ -6,6 +6,10 @@
 //! interleaved rounds, so drift on a shared machine hits both sides alike).
 
 use criterion::{Criterion, Throughput, criterion_group};
+
+/// The same allocator as the `customs` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use customs::policy::document::{Format, apply_bytes};
 use customs::policy::transform::HashKey;
 use customs::policy::{Apply, Policy, load_file};

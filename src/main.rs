@@ -4,6 +4,11 @@
 
 mod cli;
 
+/// mimalloc: JSON parsing and policies allocate many small objects; it is
+/// ~20 % faster than glibc malloc on the policy benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;

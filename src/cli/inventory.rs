@@ -1,4 +1,5 @@
 //! `customs inventory`: the integration inventory as a table, JSON or CSV.
+//! Secrets are not read: the inventory runs where they are not present.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -18,15 +19,21 @@ pub struct InventoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Compute ages and days to expiry as of this day instead of today (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<jiff::civil::Date>,
     #[command(flatten)]
     config: super::ConfigArg,
 }
 
 pub fn run(args: &InventoryArgs) -> anyhow::Result<ExitCode> {
-    let cfg = config::load(&args.config.config).context("the inventory needs a valid config")?;
-    let today = jiff::Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date();
+    let today = args.as_of.unwrap_or_else(config::warnings::today_utc);
+    let opts = config::LoadOptions {
+        today,
+        resolve_secrets: false,
+    };
+    let cfg = config::load_checked(&args.config.config, &opts)
+        .context("the inventory needs a valid config (see `customs check`)")?;
     let rows = inventory::rows(&cfg, today);
     match args.format {
         Format::Json => println!("{}", inventory::json(&cfg, today)),
@@ -49,15 +56,38 @@ const COLUMNS: [&str; 10] = [
     "risk",
 ];
 
+/// `2027-01-01 (36d)`, or `expired 2026-11-20 (-6d)`.
+fn dated(date: &str, days: i64) -> String {
+    if days <= 0 {
+        format!("expired {date} ({days}d)")
+    } else {
+        format!("{date} ({days}d)")
+    }
+}
+
 fn cells(r: &Row) -> [String; 10] {
     let clients: Vec<String> = r
         .clients
         .iter()
-        .map(|c| match c.days_to_expiry {
-            Some(d) => format!("{} ({}, {d}d)", c.id, c.credential),
-            None => format!("{} ({}, no expiry)", c.id, c.credential),
+        .map(|c| match (&c.expires, c.days_to_expiry) {
+            (Some(e), Some(d)) => format!("{} ({}, {})", c.id, c.credential, dated(e, d)),
+            _ => format!("{} ({}, no expiry)", c.id, c.credential),
         })
         .collect();
+    let upstream = match (
+        &r.upstream_credential_expires,
+        r.upstream_credential_days_to_expiry,
+    ) {
+        (Some(e), Some(d)) => dated(e, d),
+        _ => "-".into(),
+    };
+    let clients = if clients.is_empty() && r.anonymous {
+        "anonymous".to_string()
+    } else if clients.is_empty() {
+        "none".to_string()
+    } else {
+        clients.join("; ")
+    };
     [
         r.name.clone(),
         r.owner.clone(),
@@ -66,16 +96,23 @@ fn cells(r: &Row) -> [String; 10] {
         r.data.join(" "),
         r.days_since_review.to_string(),
         r.days_to_expiry.to_string(),
-        clients.join("; "),
-        r.upstream_credential_expires
-            .clone()
-            .unwrap_or_else(|| "-".into()),
+        clients,
+        upstream,
         format!("{} ({})", r.risk, r.risk_score),
     ]
 }
 
+/// RFC 4180 quoting; a cell a spreadsheet would run as a formula gets a
+/// leading apostrophe.
 fn csv(rows: &[Row]) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let quote = |s: &str| {
+        let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<i64>().is_err() {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    };
     let mut out = COLUMNS.join(",") + "\n";
     for r in rows {
         let line: Vec<String> = cells(r).iter().map(|c| quote(c)).collect();

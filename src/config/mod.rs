@@ -6,6 +6,7 @@ pub mod file;
 mod pattern;
 pub mod secret;
 pub mod units;
+pub mod warnings;
 
 pub use file::{Boundary, Classification, OnFailure};
 pub use pattern::PathPattern;
@@ -50,6 +51,9 @@ pub struct Config {
     pub policies: PolicySet,
     /// Integrations in file order.
     pub integrations: Vec<Integration>,
+    /// Files and folders whose change triggers a reload: the config, the
+    /// policies folder and every referenced secret file.
+    pub watched: Vec<PathBuf>,
 }
 
 /// Listener certificate files.
@@ -123,6 +127,19 @@ pub struct Integration {
     pub anonymous: bool,
     /// Routes in file order.
     pub routes: Vec<Route>,
+    /// Where it is written in the config file (for diagnostics).
+    pub lines: IntegrationLines,
+}
+
+/// Config-file lines of an integration, for `check` warnings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntegrationLines {
+    /// The integration's entry.
+    pub item: u64,
+    /// `reviewed:`.
+    pub reviewed: u64,
+    /// `expires:`.
+    pub expires: u64,
 }
 
 /// The upstream of an integration.
@@ -149,6 +166,8 @@ pub struct Inject {
     pub value: SecretTemplate,
     /// For alerting.
     pub expires: Option<jiff::civil::Date>,
+    /// Config-file line of `inject.value`.
+    pub line: u64,
 }
 
 /// A calling identity.
@@ -164,6 +183,8 @@ pub struct Client {
     pub expires: Option<jiff::civil::Date>,
     /// Allowed route ids; `None` = all.
     pub routes: Option<Vec<String>>,
+    /// Config-file line of the client's entry.
+    pub line: u64,
 }
 
 /// How a client certificate is recognised.
@@ -190,11 +211,39 @@ pub struct Route {
     pub response: Option<Arc<Policy>>,
     /// Protocol upgrades allowed (only with `pass` both ways).
     pub upgrade: bool,
+    /// Config-file line of the route's entry.
+    pub line: u64,
+}
+
+/// How a config file is loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// The day date-based warnings are computed for: UTC today unless a
+    /// command is asked to look at another day (`check --as-of`).
+    pub today: jiff::civil::Date,
+    /// Read every `${env:}` / `${file:}` secret now (the default). When
+    /// false, references are only parsed: for commands that never use a
+    /// secret (`inventory`), so they run where the secrets are not present.
+    pub resolve_secrets: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            today: warnings::today_utc(),
+            resolve_secrets: true,
+        }
+    }
 }
 
 /// Loads and validates a config file and its policies.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    let (config, diags) = load_with_diagnostics(path);
+    load_checked(path, &LoadOptions::default())
+}
+
+/// [`load`] with options: the config, or every error (warnings dropped).
+pub fn load_checked(path: &Path, opts: &LoadOptions) -> Result<Config, Diagnostics> {
+    let (config, diags) = load_with(path, opts);
     let errors: Vec<Diagnostic> = diags
         .into_iter()
         .filter(|d| d.severity == crate::diag::Severity::Error)
@@ -207,6 +256,12 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 
 /// Loads as far as possible, returning every error and warning.
 pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Loads as far as possible with `opts`, returning every error and, for a
+/// config without errors, the warnings of [`warnings::check`].
+pub fn load_with(path: &Path, opts: &LoadOptions) -> (Option<Config>, Vec<Diagnostic>) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -223,15 +278,24 @@ pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
         file: path,
         base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         diags: Vec::new(),
+        resolve_secrets: opts.resolve_secrets,
     };
     let config = b.config(raw);
-    (Some(config), b.diags)
+    let mut diags = b.diags;
+    if !diags
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error)
+    {
+        diags.extend(warnings::check(&config, opts.today));
+    }
+    (Some(config), diags)
 }
 
 struct Builder<'a> {
     file: &'a Path,
     base: PathBuf,
     diags: Vec<Diagnostic>,
+    resolve_secrets: bool,
 }
 
 impl Builder<'_> {
@@ -263,6 +327,7 @@ impl Builder<'_> {
         let audit = self.audit(&raw.audit);
         let hash_key = self.hash_key(raw.secrets.hash_key.as_ref(), &policies);
         let integrations = self.integrations(raw.integrations, &policies);
+        let watched = self.watched(&policies_dir, raw.secrets.hash_key.as_ref(), &integrations);
         Config {
             file: self.file.to_path_buf(),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -273,7 +338,26 @@ impl Builder<'_> {
             hash_key,
             policies,
             integrations,
+            watched,
         }
+    }
+
+    fn watched(
+        &self,
+        policies_dir: &Path,
+        hash_key: Option<&Text>,
+        integrations: &[Integration],
+    ) -> Vec<PathBuf> {
+        let mut files = vec![self.file.to_path_buf(), policies_dir.to_path_buf()];
+        let hash_template = hash_key.and_then(|t| SecretTemplate::parse(&t.value, &self.base).ok());
+        let injects = integrations
+            .iter()
+            .filter_map(|it| it.upstream.inject.as_ref())
+            .map(|i| &i.value);
+        for template in hash_template.iter().chain(injects) {
+            files.extend(template.files().map(Path::to_path_buf));
+        }
+        files
     }
 
     fn addr(&mut self, t: &Text) -> Option<SocketAddr> {
@@ -336,7 +420,12 @@ impl Builder<'_> {
             return None;
         };
         let line = raw.referenced.line();
-        let resolved = SecretTemplate::parse(&raw.value, &self.base).and_then(|t| t.resolve());
+        let template = SecretTemplate::parse(&raw.value, &self.base);
+        let resolved = match template {
+            Ok(_) if !self.resolve_secrets => return None,
+            Ok(t) => t.resolve(),
+            Err(e) => Err(e),
+        };
         match resolved {
             Ok(key) => Some(policy::transform::HashKey::new(key.as_bytes())),
             Err(e) => {
@@ -354,6 +443,7 @@ impl Builder<'_> {
         let mut names = HashSet::new();
         let mut out: Vec<Integration> = Vec::new();
         for spanned in raw {
+            let line = spanned.referenced.line();
             let it = spanned.value;
             if !names.insert(it.name.value.clone()) {
                 self.error(
@@ -362,8 +452,8 @@ impl Builder<'_> {
                     "integration names must be unique",
                 );
             }
-            let integration = self.integration(it, policies);
-            self.check_mount_overlap(&out, &integration, spanned.referenced.line());
+            let integration = self.integration(it, policies, line);
+            self.check_mount_overlap(&out, &integration, line);
             out.push(integration);
         }
         out
@@ -387,7 +477,7 @@ impl Builder<'_> {
         }
     }
 
-    fn integration(&mut self, it: IntegrationFile, policies: &PolicySet) -> Integration {
+    fn integration(&mut self, it: IntegrationFile, policies: &PolicySet, line: u64) -> Integration {
         let name = it.name.value.clone();
         if !is_slug(&name) {
             self.error(
@@ -403,11 +493,17 @@ impl Builder<'_> {
         let upstream = self.upstream(it.upstream);
         let routes = self.routes(it.routes, policies);
         let route_ids: HashSet<&str> = routes.iter().map(|r| r.id.as_str()).collect();
-        let clients = it
+        let clients: Vec<Client> = it
             .clients
             .into_iter()
             .filter_map(|c| self.client(c, &route_ids))
             .collect();
+        self.check_unique_clients(&name, &clients);
+        let lines = IntegrationLines {
+            item: line,
+            reviewed: it.reviewed.referenced.line(),
+            expires: it.expires.referenced.line(),
+        };
         Integration {
             name,
             owner: it.owner,
@@ -422,6 +518,43 @@ impl Builder<'_> {
             clients,
             anonymous: it.anonymous,
             routes,
+            lines,
+        }
+    }
+
+    /// Client ids, API key hashes and certificate identities must each name
+    /// one client of the integration: otherwise audit records, metrics and
+    /// route subsets would credit the wrong one.
+    fn check_unique_clients(&mut self, integration: &str, clients: &[Client]) {
+        for (i, c) in clients.iter().enumerate() {
+            let earlier = &clients[..i];
+            if earlier.iter().any(|e| e.id == c.id) {
+                self.error(
+                    c.line,
+                    format!(
+                        "duplicate client id '{}' in integration '{integration}'",
+                        c.id
+                    ),
+                    "client ids must be unique within an integration",
+                );
+            }
+            let shared_key = c.key_hashes.iter().enumerate().any(|(k, h)| {
+                c.key_hashes[..k].contains(h) || earlier.iter().any(|e| e.key_hashes.contains(h))
+            });
+            if shared_key {
+                self.error(
+                    c.line,
+                    format!("client '{}' repeats an api_key hash already listed in integration '{integration}'", c.id),
+                    "each key belongs to one client; give every client its own key (`customs keygen`)",
+                );
+            }
+            if c.mtls.is_some() && earlier.iter().any(|e| e.mtls == c.mtls) {
+                self.error(
+                    c.line,
+                    format!("client '{}' has the same mtls identity as another client of '{integration}'", c.id),
+                    "each certificate identity belongs to one client",
+                );
+            }
         }
     }
 
@@ -497,17 +630,40 @@ impl Builder<'_> {
                 return None;
             }
         };
+        if RESERVED_INJECT.contains(&header.as_str()) {
+            self.error(
+                i.header.referenced.line(),
+                format!(
+                    "upstream.inject cannot set '{}': customs owns that header",
+                    header
+                ),
+                "inject a credential header such as Authorization or X-Api-Key",
+            );
+            return None;
+        }
         let line = i.value.referenced.line();
-        let value =
-            SecretTemplate::parse(&i.value.value, &self.base).and_then(|t| t.resolve().map(|_| t));
+        let value = SecretTemplate::parse(&i.value.value, &self.base).and_then(|t| {
+            if self.resolve_secrets {
+                t.resolve().map(|v| (t, Some(v)))
+            } else {
+                Ok((t, None))
+            }
+        });
+        let hint = "the integration refuses traffic (503) until the secret can be read";
         match value {
-            Ok(value) => Some(Inject {
+            Ok((_, Some(v))) if http::HeaderValue::from_str(&v).is_err() => {
+                // Never print the value: it holds the secret.
+                let msg = "upstream.inject: the resolved value is not a valid header value (control characters or line breaks)";
+                self.error(line, msg.into(), hint);
+                None
+            }
+            Ok((value, _)) => Some(Inject {
                 header,
                 value,
                 expires: i.expires,
+                line,
             }),
             Err(e) => {
-                let hint = "the integration refuses traffic (503) until the secret can be read";
                 self.error(line, format!("upstream.inject: {e}"), hint);
                 None
             }
@@ -518,6 +674,7 @@ impl Builder<'_> {
         let mut ids = HashSet::new();
         let mut out = Vec::new();
         for r in raw {
+            let line = r.referenced.line();
             let r = r.value;
             if !ids.insert(r.id.value.clone()) {
                 let msg = format!("duplicate route id '{}'", r.id.value);
@@ -527,12 +684,12 @@ impl Builder<'_> {
                     "route ids must be unique within an integration",
                 );
             }
-            out.push(self.route(r, policies));
+            out.push(self.route(r, policies, line));
         }
         out
     }
 
-    fn route(&mut self, r: RouteFile, policies: &PolicySet) -> Route {
+    fn route(&mut self, r: RouteFile, policies: &PolicySet, line: u64) -> Route {
         let methods = r.methods.iter().filter_map(|m| self.method(m)).collect();
         let pattern = PathPattern::parse(&r.path.value).unwrap_or_else(|e| {
             self.error(
@@ -555,6 +712,7 @@ impl Builder<'_> {
             request,
             response,
             upgrade: r.upgrade,
+            line,
         }
     }
 
@@ -598,16 +756,30 @@ impl Builder<'_> {
     ) -> Option<Client> {
         let line = c.referenced.line();
         let c = c.value;
-        let key_hashes = match &c.api_key {
+        if c.id.value == "upstream" {
+            // customs_credential_expiry_timestamp_seconds{credential="upstream"}
+            // is the injected upstream credential.
+            self.error(
+                line,
+                "client id 'upstream' is reserved for the injected upstream credential".into(),
+                "choose another id, e.g. the calling system's name",
+            );
+        }
+        let keys: Vec<&Text> = match &c.api_key {
             None => Vec::new(),
             Some(file::OneOrMany::One(k)) => vec![k],
             Some(file::OneOrMany::Many(ks)) => ks.iter().collect(),
-        }
-        .into_iter()
-        .filter_map(|k| self.key_hash(k))
-        .collect::<Vec<_>>();
+        };
+        let key_hashes = keys
+            .iter()
+            .filter_map(|k| self.key_hash(k, line))
+            .collect::<Vec<_>>();
         let mtls = c.mtls.as_ref().and_then(|m| self.mtls(line, m));
         if key_hashes.is_empty() && mtls.is_none() {
+            if !keys.is_empty() || c.mtls.is_some() {
+                // Already reported: the credential written is invalid.
+                return None;
+            }
             self.error(
                 line,
                 format!("client '{}' has no credential", c.id.value),
@@ -617,10 +789,12 @@ impl Builder<'_> {
         }
         for r in c.routes.iter().flatten() {
             if !route_ids.contains(r.value.as_str()) {
+                let mut known: Vec<&str> = route_ids.iter().copied().collect();
+                known.sort_unstable();
                 self.error(
                     r.referenced.line(),
                     format!("client '{}' names unknown route '{}'", c.id.value, r.value),
-                    "",
+                    &format!("routes of this integration: {}", known.join(", ")),
                 );
             }
         }
@@ -631,17 +805,24 @@ impl Builder<'_> {
             mtls,
             expires: c.expires,
             routes,
+            line,
         })
     }
 
-    fn key_hash(&mut self, k: &Text) -> Option<[u8; 32]> {
+    /// `sha256:<64 hex>`. Values inside `api_key` lose their own line (the
+    /// one-or-many form is buffered by serde), so `client_line` stands in.
+    fn key_hash(&mut self, k: &Text, client_line: u64) -> Option<[u8; 32]> {
         let digest = k
             .value
             .strip_prefix("sha256:")
             .and_then(|h| hex::decode(h).ok())
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
         if digest.is_none() {
-            self.error(k.referenced.line(), "api_key must be sha256: followed by 64 hex digits".into(),
+            let line = match k.referenced.line() {
+                0 => client_line,
+                l => l,
+            };
+            self.error(line, "api_key must be sha256: followed by 64 hex digits".into(),
                 "never put the key itself in the config; `customs keygen` prints a key and its sha256: line");
         }
         digest
@@ -649,6 +830,14 @@ impl Builder<'_> {
 
     fn mtls(&mut self, line: u64, m: &file::MtlsFile) -> Option<MtlsIdentity> {
         match (&m.subject_cn, &m.san) {
+            (Some(v), _) | (_, Some(v)) if v.trim().is_empty() => {
+                self.error(
+                    line,
+                    "mtls identity is empty".into(),
+                    "name the certificate's subject CN or a SAN, e.g. mtls: { subject_cn: servicenow-dr }",
+                );
+                None
+            }
             (Some(cn), None) => Some(MtlsIdentity::SubjectCn(cn.clone())),
             (None, Some(san)) => Some(MtlsIdentity::San(san.clone())),
             _ => {
@@ -662,6 +851,28 @@ impl Builder<'_> {
         }
     }
 }
+
+/// Headers an injected credential may not replace: framing, routing and
+/// the headers customs sets on every forwarded request itself.
+const RESERVED_INJECT: [&str; 17] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-type",
+    "content-encoding",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-request-id",
+];
 
 fn is_slug(s: &str) -> bool {
     !s.is_empty()

@@ -306,18 +306,21 @@ impl Run<'_> {
     fn allow_list(&mut self, allow: &AllowList, unknown: UnknownFields, doc: &mut Value) {
         let remove = unknown == UnknownFields::Drop;
         let action = if remove { "drop" } else { "unknown" };
+        let mut seen: Vec<u64> = Vec::new();
         allow.prune(doc, remove, &mut |loc| {
             self.out.unknown_count += 1;
-            let path = loc.wildcarded();
-            if self.out.unknown_fields.len() < MAX_UNKNOWN_PATHS
-                && !self.out.unknown_fields.contains(&path)
-            {
-                self.out.unknown_fields.push(path.clone());
+            // Most unknown nodes repeat a path already reported (one per
+            // array element): compare hashes before formatting anything.
+            let hash = loc.wildcard_hash();
+            let new_path = !seen.contains(&hash);
+            if new_path && seen.len() < MAX_UNKNOWN_PATHS {
+                seen.push(hash);
+                self.out.unknown_fields.push(loc.wildcarded());
             }
             if unknown == UnknownFields::Refuse && self.out.refused.is_none() {
                 self.out.refused = Some(Refusal {
                     rule: ALLOW_RULE.to_string(),
-                    path,
+                    path: loc.wildcarded(),
                 });
             }
             self.note(ALLOW_RULE, loc, action);

@@ -156,6 +156,26 @@ impl<'a> Location<'a> {
         out
     }
 
+    /// A hash of [`Self::wildcarded`] without building the string, to
+    /// deduplicate unknown-field reports cheaply.
+    pub fn wildcard_hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash_wild(&mut h);
+        std::hash::Hasher::finish(&h)
+    }
+
+    fn hash_wild(&self, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if let Some(parent) = self.parent {
+            parent.hash_wild(h);
+        }
+        match self.seg {
+            None => 0u8.hash(h),
+            Some(PathSegment::Key(k)) => (1u8, k).hash(h),
+            Some(PathSegment::Index(_)) => 2u8.hash(h),
+        }
+    }
+
     fn write_path(&self, out: &mut impl fmt::Write, wild: bool) -> fmt::Result {
         // Recursion is bounded by the document depth, like the walk that built the chain.
         match self.parent {

@@ -1,6 +1,15 @@
 //! Stage 3: identity. Who is calling, whether the credential is still valid,
 //! and whether it may use the matched route. API keys are compared as
 //! SHA-256 digests in constant time; the config never holds a key.
+//!
+//! Precedence: a presented API key (`X-Api-Key`, or `Authorization: Bearer`)
+//! is always judged, even on a connection with a valid client certificate;
+//! an `Authorization` header that is not a usable Bearer key, several
+//! different keys, or an empty or oversized one is refused (401), never
+//! ignored in favour of another credential. Without a key, the verified
+//! client certificate decides; without either, only `anonymous: true`
+//! admits. Identities are looked up in the matched integration only, so a
+//! credential of one integration gives nothing on another.
 
 use super::error::{Kind, Refusal};
 use crate::config::{Client, Integration, MtlsIdentity};
@@ -212,4 +221,52 @@ fn client_by_cert<'c>(integration: &'c Integration, cert: &PeerCert) -> Option<&
         Some(MtlsIdentity::San(san)) => cert.sans.iter().any(|s| s == san),
         None => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn presented_keys() {
+        let key = |pairs: &[(&'static str, &'static str)]| {
+            presented_key(&headers(pairs))
+                .map(|k| k.map(<[u8]>::to_vec))
+                .map_err(|(_, r)| r)
+        };
+        assert_eq!(key(&[]), Ok(None));
+        assert_eq!(key(&[("x-api-key", "k1")]), Ok(Some(b"k1".to_vec())));
+        assert_eq!(
+            key(&[("authorization", "bEaReR  k1 ")]),
+            Ok(Some(b"k1".to_vec()))
+        );
+        assert_eq!(
+            key(&[("x-api-key", "k1"), ("authorization", "Bearer k1")]),
+            Ok(Some(b"k1".to_vec()))
+        );
+        for bad in [
+            &[("x-api-key", "")][..],
+            &[("authorization", "Bearer ")],
+            &[("authorization", "Bearer")],
+            &[("authorization", "Basic azE=")],
+            &[("x-api-key", "k1"), ("x-api-key", "k1")],
+            &[("x-api-key", "k1"), ("authorization", "Bearer k2")],
+            &[("x-api-key", "k1"), ("authorization", "Basic azE=")],
+        ] {
+            assert_eq!(key(bad), Err(FailReason::Unknown), "{bad:?}");
+        }
+        let long = HeaderValue::from_str(&"k".repeat(MAX_KEY_LEN + 1)).expect("value");
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", long);
+        assert!(presented_key(&h).is_err());
+    }
 }

@@ -77,10 +77,16 @@ pub fn govern(
             outcome: None,
         });
     }
-    let media = headers
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().map(essence).unwrap_or_default())
-        .unwrap_or_default();
+    // Several Content-Type headers: which one the upstream reads is anyone's
+    // guess, so neither is trusted (attacks.md C.28).
+    let mut declared = headers.get_all(CONTENT_TYPE).iter();
+    let content_type = declared.next().map(|v| v.to_str().unwrap_or_default());
+    if declared.next().is_some() {
+        return Err(BodyError::Unsupported(
+            "several Content-Type headers".into(),
+        ));
+    }
+    let media = content_type.map(essence).unwrap_or_default();
     if media.is_empty() || !policy.governs(&media) {
         return match policy.other_content {
             OtherContent::Pass => Ok(Governed {
@@ -97,6 +103,13 @@ pub fn govern(
                 policy.name
             ))),
         };
+    }
+    // The policy reads UTF-8; a body declared in another charset means
+    // something else to the upstream (UTF-7 `+ADA-` is a digit to it).
+    if !charset_is_utf8(content_type.unwrap_or_default()) {
+        return Err(BodyError::Unsupported(format!(
+            "charset other than UTF-8 for '{media}'"
+        )));
     }
     let decoded = decode_body(headers, raw, limits.max_body_bytes)?;
     let format = if is_ndjson(&media) {
@@ -128,6 +141,25 @@ pub fn govern(
     })
 }
 
+/// Whether every `charset` parameter of a Content-Type value (if any) names
+/// UTF-8. Parameters are split naively on `;`: a quoted value holding one
+/// does not parse as UTF-8 and is refused, never guessed at.
+fn charset_is_utf8(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|param| param.split_once('='))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .all(|(_, value)| {
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        })
+}
+
 fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, BodyError> {
     let values: Vec<&str> = headers
         .get_all(CONTENT_ENCODING)
@@ -147,4 +179,31 @@ fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, B
         DecodeError::TooLarge { .. } => BodyError::TooLarge,
         other => BodyError::Unsupported(other.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::charset_is_utf8;
+
+    #[test]
+    fn only_utf8_charsets_are_read() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+            "application/json; CHARSET=utf8; v=1",
+        ] {
+            assert!(charset_is_utf8(ok), "{ok}");
+        }
+        for bad in [
+            "application/json; charset=utf-7",
+            "application/json; charset=utf-16",
+            "application/json; charset=utf-8; charset=utf-7",
+            "application/json; charset=",
+            "application/json; charset=\"utf-8;\"",
+        ] {
+            assert!(!charset_is_utf8(bad), "{bad}");
+        }
+    }
 }

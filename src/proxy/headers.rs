@@ -6,11 +6,14 @@ use crate::policy::names::NameFilter;
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
-/// Removed on every hop (RFC 9110 §7.6.1), plus framing headers customs
-/// recomputes itself.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Removed on every hop (RFC 9110 §7.6.1, including the non-standard
+/// `Proxy-Connection` it names and HTTP/2's `HTTP2-Settings`), plus framing
+/// headers customs recomputes itself.
+const HOP_BY_HOP: [HeaderName; 11] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("http2-settings"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::TE,
@@ -34,12 +37,13 @@ const BODY_DIGESTS: [HeaderName; 5] = [
 /// `Connection`. Run this before customs adds its own headers, so a
 /// `Connection` header cannot make customs drop them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Tokens are read from the raw bytes: a value that is not visible ASCII
+    // (obs-text, which hyper accepts) must not hide the names beside it.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -88,5 +92,15 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn obs_text_in_connection_does_not_hide_names() {
+        let mut h = HeaderMap::new();
+        let value = HeaderValue::from_bytes(b"x-secret, \xff").expect("obs-text is valid");
+        h.insert(header::CONNECTION, value);
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -145,7 +145,7 @@ impl Protocols {
             .header_read_timeout(opts.header_read_timeout)
             .keep_alive(true)
             .half_close(false)
-            // hyper answers 431 to heads the sniffer could not follow.
+            // The sniffer's cap too: hyper answers 431 before the sniffer gives up.
             .max_buf_size(sniff::MAX_HEAD);
         auto.http2()
             .timer(TokioTimer::new())

@@ -13,6 +13,7 @@ pub mod framing;
 pub mod headers;
 pub mod listener;
 pub mod pipeline;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod sniff;
@@ -121,11 +122,6 @@ impl Runtime {
         jiff::Timestamp::now()
             .to_zoned_datetime(jiff::tz::TimeZone::UTC)
             .date()
-    }
-
-    /// Now, RFC 3339 UTC with milliseconds.
-    pub fn now_rfc3339(&self) -> String {
-        format!("{:.3}", jiff::Timestamp::now())
     }
 
     fn index(&self, integration: &Integration) -> usize {

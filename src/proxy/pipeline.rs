@@ -237,12 +237,16 @@ fn prepare_request_headers(
     if rewritten {
         headers::strip_body_digests(h);
     }
-    // Ask for plain bodies the response policy can read without decoding.
+    // Ask for plain, whole bodies the response policy can read as they are:
+    // no content coding, and no byte range (a slice of a document can be a
+    // valid document that the rules, written for the whole, never match).
     if response.is_some() {
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
+        h.remove(header::RANGE);
+        h.remove(header::IF_RANGE);
     }
 }
 
@@ -253,6 +257,13 @@ fn respond(
     answer: upstream::Answer,
     trail: &mut Trail,
 ) -> Result<ProxyResponse, Refusal> {
+    // A part of a document is not judged as if it were the document.
+    if policy.is_some() && answer.status == http::StatusCode::PARTIAL_CONTENT {
+        return Err(Refusal::new(
+            Kind::ResponseRefused,
+            "partial content under a response policy",
+        ));
+    }
     let mut headers = answer.headers;
     let governed = govern(rt, policy, &headers, answer.body, trail.response_side())
         .map_err(|e| response_body_refusal(&e))?;

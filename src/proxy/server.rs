@@ -3,7 +3,7 @@
 //! swaps it atomically; each request holds the snapshot it started with.
 
 use super::listener::{self, ListenerOptions};
-use super::{Runtime, RuntimeError, admin, pipeline, tls};
+use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
 use crate::audit;
 use crate::config;
 use crate::diag::Diagnostics;
@@ -91,6 +91,13 @@ pub async fn serve(
     };
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));
+    let hup = reload::hangup_signal();
+    tokio::spawn(reload::watch(
+        config_path.to_path_buf(),
+        shared.clone(),
+        hup,
+        shutdown.clone(),
+    ));
     ready(bound);
     tracing::info!(proxy = %bound.proxy, "customs is serving.");
     let handler = move |req, conn| {

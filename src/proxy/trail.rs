@@ -105,7 +105,7 @@ impl Trail {
             Some(r) => r.kind.answer().2,
             None => Outcome::Forwarded,
         };
-        self.record.ts = rt.now_rfc3339();
+        self.record.ts = crate::audit::timestamp();
         self.record.request_id = self.request_id.clone();
         self.record.method = self.method;
         self.record.path = elide_query_values(&self.path);

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Turns the wrk outputs of benches/load.sh into a markdown report.
+
+Usage: report.py RESULTS_DIR META_FILE
+Result files are named r<round>.<size>.<target>.txt; META_FILE holds key=value lines.
+"""
+import os
+import re
+import statistics
+import sys
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+LABELS = {
+    "direct": "direct to upstream",
+    "nginx": "nginx reverse proxy",
+    "customs-pass": "customs `pass`",
+    "customs-incident": "customs `incident-inbound`",
+    "customs-pass-auth": "customs `pass` + API key",
+    "customs-pass-audit-off": "customs `pass`, audit → /dev/null",
+}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+
+def parse(path):
+    text = open(path, encoding="utf-8", errors="replace").read()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": ms(pct.get("50", "")),
+        "p99": ms(pct.get("99", "")),
+        "errors": (sum(map(int, sock.groups())) if sock else 0)
+        + (int(non2xx.group(1)) if non2xx else 0)
+        + (0 if rps else 1),
+    }
+
+
+def med(values):
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values, fmt):
+    values = [v for v in values if v == v]
+    if not values:
+        return "n/a"
+    text = fmt.format(statistics.median(values))
+    if len(values) > 1:
+        text += " (" + fmt.format(min(values)) + "–" + fmt.format(max(values)) + ")"
+    return text
+
+
+def verdict(ok):
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def main():
+    results, meta_path = sys.argv[1], sys.argv[2]
+    meta = dict(
+        line.rstrip("\n").split("=", 1) for line in open(meta_path, encoding="utf-8") if "=" in line
+    )
+    runs = {}  # (size, target) -> {round: stats}
+    for name in os.listdir(results):
+        m = re.fullmatch(r"r(\d+)\.([^.]+)\.([^.]+)\.txt", name)
+        if m:
+            runs.setdefault((m.group(2), m.group(3)), {})[int(m.group(1))] = parse(
+                os.path.join(results, name)
+            )
+
+    def per_round(size, target, other, fn):
+        a, b = runs.get((size, target), {}), runs.get((size, other), {})
+        return [fn(a[r], b[r]) for r in sorted(a) if r in b]
+
+    def ratio(size, target, other):
+        return per_round(size, target, other, lambda x, y: x["rps"] / y["rps"] if y["rps"] else float("nan"))
+
+    def p99_delta(size, target, other):
+        return per_round(size, target, other, lambda x, y: x["p99"] - y["p99"])
+
+    sizes = meta["sizes"].split()
+    out = ["### Load benchmark (`benches/load.sh`)", ""]
+    out.append(
+        f"{meta['date']} · {meta['nproc']} CPUs, {meta['cpu']} · Linux {meta['kernel']} · "
+        f"load average before/after: {meta['load_before']} / {meta['load_after']}"
+    )
+    out.append("")
+    out.append(
+        f"`wrk -t{meta['threads']} -c{meta['connections']} --latency`, {meta['rounds']} rounds × "
+        f"{meta['duration']} s per target and size, round-robin in one run; medians over rounds "
+        "(ratios: median of the per-round ratio, min–max in brackets). Upstream: nginx serving "
+        f"static incident exports ({meta['file_sizes']}). wrk, upstream and proxy share the CPUs, "
+        "so only the ratios mean anything."
+    )
+    out.append("")
+    out.append("| Size | Target | req/s | × nginx | p50 ms | p99 ms | p99 − `pass` ms | errors |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        for target in meta[f"targets_{size}"].split():
+            rounds = runs.get((size, target), {}).values()
+            if not rounds:
+                continue
+            rps = med([r["rps"] for r in rounds])
+            delta = ""
+            if target.startswith("customs-") and target != "customs-pass":
+                delta = spread(p99_delta(size, target, "customs-pass"), "{:+.2f}")
+            out.append(
+                f"| {size} | {LABELS.get(target, target)} | {rps:,.0f} | "
+                f"{spread(ratio(size, target, 'nginx'), '{:.2f}')} | "
+                f"{med([r['p50'] for r in rounds]):.2f} | {med([r['p99'] for r in rounds]):.2f} | "
+                f"{delta} | {sum(r['errors'] for r in rounds)} |"
+            )
+    out.append("")
+
+    key = "16k"
+    pass_ratio = med(ratio(key, "customs-pass", "nginx"))
+    p99_add = med(p99_delta(key, "customs-incident", "customs-pass"))
+    auth = med(ratio(key, "customs-pass-auth", "customs-pass"))
+    audit = med(ratio(key, "customs-pass", "customs-pass-audit-off"))
+    rss = max(int(meta.get("rss_kb_main", "0")), int(meta.get("rss_kb_audit_off", "0"))) * 1024 / 1e6
+    out.append("| Target | Measured | Goal | Result |")
+    out.append("|---|---:|---:|---|")
+    out.append(f"| #3 customs `pass` vs nginx, 16 KB | {pass_ratio:.2f}× | ≥ 0.90× | {verdict(pass_ratio >= 0.9)} |")
+    out.append(
+        f"| #3 incident policy p99 over `pass`, 16 KB, {meta['connections']} conns | "
+        f"{p99_add:+.2f} ms | < 2 ms | {verdict(p99_add < 2.0)} |"
+    )
+    out.append(f"| #3 customs peak RSS (VmHWM) under load | {rss:.1f} MB | < 100 MB | {verdict(rss < 100)} |")
+    out.append(
+        f"| #4 API-key auth vs anonymous, 16 KB | {auth:.2f}× | no measurable cost (≥ 0.95×) | "
+        f"{verdict(auth >= 0.95)} |"
+    )
+    out.append(
+        f"| #5 audit file vs `audit.path: /dev/null`, 16 KB | {audit:.2f}× | ≥ 0.90× | {verdict(audit >= 0.9)} |"
+    )
+    out.append("")
+    out.append(
+        f"Peak RSS: {int(meta.get('rss_kb_main', '0')) / 1024:.1f} MiB (customs with the three "
+        f"integrations, audit to a file), {int(meta.get('rss_kb_audit_off', '0')) / 1024:.1f} MiB "
+        "(audit to /dev/null, which still seals every record but never rotates or fsyncs). "
+        f"Audit records written: {meta.get('audit_bytes', '?')} bytes."
+    )
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

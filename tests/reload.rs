@@ -1,0 +1,110 @@
+//! Live reload: a good change applies without dropping a request, a bad one
+//! keeps the running configuration, and both are audited and counted.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"listen: { address: 127.0.0.1:0 }
+admin: { address: 127.0.0.1:0 }
+policies: policies/
+audit: { path: "{dir}/audit.jsonl" }
+integrations:
+  - name: demo
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    anonymous: true
+    upstream: { url: "{upstream}" }
+    routes:
+      - { id: read, methods: [GET], path: /x, request: pass, response: mask }
+"#;
+
+const MASK: &str = "policy: mask\nbody:\n  rules:\n    - id: m\n      mask: [$.v]\n";
+const REPLACE: &str =
+    "policy: mask\nbody:\n  rules:\n    - id: m\n      replace: [$.v]\n      with: gone\n";
+
+/// Sends requests until `done` says stop (bounded); returns (sent, failed).
+fn request_loop(proxy: &Proxy, done: impl Fn(&Reply) -> bool) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut sent, mut failed) = (0, 0);
+    while sent < 2_000 && Instant::now() < deadline {
+        let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
+        sent += 1;
+        if r.status != 200 {
+            failed += 1;
+        }
+        if done(&r) {
+            break;
+        }
+    }
+    (sent, failed)
+}
+
+/// Every reload so far had `result`: counted in the metric, audited as events.
+#[track_caller]
+fn assert_reload_recorded(proxy: &Proxy, result: &str) {
+    let metrics = proxy.admin("/metrics").text();
+    let line = format!("customs_config_reloads_total{{result=\"{result}\"}}");
+    assert!(metrics.contains(&line), "{metrics}");
+    let events: Vec<_> = proxy
+        .read_jsonl("audit.jsonl")
+        .into_iter()
+        .filter(|r| r["event"] == "reload")
+        .collect();
+    assert!(
+        !events.is_empty() && events.iter().all(|e| e["result"] == result),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_changed_policy_file_applies_without_failed_requests() {
+    let up = Upstream::json(200, r#"{"v":"secret"}"#);
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(CONFIG, &[("mask.yaml", MASK)]);
+    assert_eq!(
+        send(&proxy.url(), "GET", "/demo/x", &[], b"").text(),
+        r#"{"v":"******"}"#
+    );
+    proxy.write("policies/mask.yaml", REPLACE);
+    let (sent, failed) = request_loop(&proxy, |r| r.text() == r#"{"v":"gone"}"#);
+    assert_eq!(
+        failed, 0,
+        "no request failed across the reload ({sent} sent)"
+    );
+    assert_eq!(
+        send(&proxy.url(), "GET", "/demo/x", &[], b"").text(),
+        r#"{"v":"gone"}"#
+    );
+    assert_reload_recorded(&proxy, "ok");
+}
+
+#[test]
+fn a_bad_reload_keeps_the_running_configuration() {
+    let up = Upstream::json(200, r#"{"v":"secret"}"#);
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(CONFIG, &[("mask.yaml", MASK)]);
+    proxy.write(
+        "policies/mask.yaml",
+        "policy: mask\nbody:\n  rules:\n    - id: m\n      mask: ['$.v[']\n",
+    );
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), |l| l.contains("Reload failed")),
+        "reload failure logged: {}",
+        proxy.logs()
+    );
+    let (sent, failed) = request_loop(&proxy, |_| true);
+    assert_eq!((sent, failed), (1, 0));
+    assert_eq!(
+        send(&proxy.url(), "GET", "/demo/x", &[], b"").text(),
+        r#"{"v":"******"}"#,
+        "old policy still applies"
+    );
+    assert_reload_recorded(&proxy, "error");
+}
