@@ -21,6 +21,8 @@ use crate::config::warnings::days_between;
 use crate::config::{Boundary, Classification, Config, Integration};
 use jiff::civil::Date;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
 
 pub use crate::config::warnings::SOON_DAYS;
 
@@ -53,6 +55,9 @@ pub struct Row {
     pub upstream_credential_expires: Option<String>,
     /// Days until the upstream credential expires, if declared.
     pub upstream_credential_days_to_expiry: Option<i64>,
+    /// Last forwarded crossing, when known (an idle integration is a
+    /// decommissioning candidate).
+    pub last_crossing: Option<String>,
     /// Clients.
     pub clients: Vec<ClientRow>,
     /// Risk score (see module docs).
@@ -78,20 +83,71 @@ pub struct ClientRow {
     pub expires: Option<String>,
     /// Days until it expires (0 or negative: expired).
     pub days_to_expiry: Option<i64>,
+    /// Last successful use, when known (an unused credential is an orphan).
+    pub last_used: Option<String>,
+}
+
+/// When integrations and credentials were last used: from the crossing log
+/// (`customs inventory`) or from the running proxy (admin `/inventory`).
+#[derive(Debug, Default)]
+pub struct Usage {
+    clients: HashMap<(String, String), String>,
+    integrations: HashMap<String, String>,
+}
+
+impl Usage {
+    /// Notes a forwarded crossing at `ts` (RFC 3339; later calls win).
+    pub fn record(&mut self, integration: &str, client: Option<&str>, ts: &str) {
+        self.integrations
+            .insert(integration.to_string(), ts.to_string());
+        if let Some(client) = client {
+            self.clients.insert(
+                (integration.to_string(), client.to_string()),
+                ts.to_string(),
+            );
+        }
+    }
+
+    /// Scans a crossing log; unreadable or foreign lines are skipped (the
+    /// log is checked by `customs audit verify`, not here).
+    pub fn from_audit_log(path: &Path) -> Usage {
+        #[derive(serde::Deserialize)]
+        struct Line {
+            ts: Option<String>,
+            integration: Option<String>,
+            client: Option<String>,
+            outcome: Option<String>,
+        }
+        let mut usage = Usage::default();
+        let Ok(file) = std::fs::File::open(path) else {
+            return usage;
+        };
+        for line in std::io::BufRead::lines(std::io::BufReader::new(file)).map_while(Result::ok) {
+            let Ok(l) = serde_json::from_str::<Line>(&line) else {
+                continue;
+            };
+            if let (Some(ts), Some(it), Some("forwarded")) =
+                (&l.ts, &l.integration, l.outcome.as_deref())
+            {
+                usage.record(it, l.client.as_deref(), ts);
+            }
+        }
+        usage
+    }
 }
 
 const SENSITIVE: [&str; 6] = ["pii", "phi", "pci", "financial", "health", "credentials"];
 
 /// Builds the rows as of `today`.
-pub fn rows(config: &Config, today: Date) -> Vec<Row> {
+pub fn rows(config: &Config, today: Date, usage: &Usage) -> Vec<Row> {
     config
         .integrations
         .iter()
-        .map(|it| row(it, today))
+        .map(|it| row(it, today, usage))
         .collect()
 }
 
-fn row(it: &Integration, today: Date) -> Row {
+fn row(it: &Integration, today: Date, usage: &Usage) -> Row {
     let clients: Vec<ClientRow> = it
         .clients
         .iter()
@@ -106,6 +162,7 @@ fn row(it: &Integration, today: Date) -> Row {
             routes: c.routes.clone(),
             expires: c.expires.map(|d| d.to_string()),
             days_to_expiry: c.expires.map(|d| days_between(today, d)),
+            last_used: usage.clients.get(&(it.name.clone(), c.id.clone())).cloned(),
         })
         .collect();
     let inject_expires = it.upstream.inject.as_ref().and_then(|i| i.expires);
@@ -128,6 +185,7 @@ fn row(it: &Integration, today: Date) -> Row {
         anonymous: it.anonymous,
         upstream_credential_expires: inject_expires.map(|d| d.to_string()),
         upstream_credential_days_to_expiry: inject_expires.map(|d| days_between(today, d)),
+        last_crossing: usage.integrations.get(&it.name).cloned(),
         clients,
         risk_score: score,
         risk: level(score),
@@ -222,8 +280,8 @@ fn level(score: u32) -> &'static str {
 }
 
 /// The inventory as JSON (an array of [`Row`]).
-pub fn json(config: &Config, today: Date) -> String {
-    serde_json::to_string_pretty(&rows(config, today)).unwrap_or_default()
+pub fn json(config: &Config, today: Date, usage: &Usage) -> String {
+    serde_json::to_string_pretty(&rows(config, today, usage)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -185,6 +185,10 @@ impl Metrics {
                 .with_label_values(&[&it.name])
                 .set(epoch(it.expires));
             for c in &it.clients {
+                // Present from the start: 0 means never used (an orphan).
+                let _ = self
+                    .credential_last_used
+                    .with_label_values(&[&it.name, &c.id]);
                 if let Some(d) = c.expires {
                     self.credential_expiry
                         .with_label_values(&[&it.name, &c.id])
@@ -197,6 +201,35 @@ impl Metrics {
                     .set(epoch(d));
             }
         }
+    }
+
+    /// Last successful use of each credential since start; an
+    /// integration's last crossing is its clients' latest.
+    pub fn usage(&self, config: &Config) -> crate::inventory::Usage {
+        let mut usage = crate::inventory::Usage::default();
+        for it in &config.integrations {
+            let mut uses: Vec<(f64, &str)> = it
+                .clients
+                .iter()
+                .map(|c| {
+                    (
+                        self.credential_last_used
+                            .with_label_values(&[&it.name, &c.id])
+                            .get(),
+                        c.id.as_str(),
+                    )
+                })
+                .filter(|(secs, _)| *secs > 0.0)
+                .collect();
+            uses.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for (secs, client) in uses {
+                let ts = jiff::Timestamp::from_second(secs as i64)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                usage.record(&it.name, Some(client), &ts);
+            }
+        }
+        usage
     }
 
     /// Counts one finished crossing.

@@ -577,7 +577,7 @@ fn inventory_prints_owners_dates_credentials_and_risk_in_three_formats() {
     assert_eq!(
         lines.next(),
         Some(
-            r#""acme-soc","itsm@example.com","external","confidential","pii incident","451","20","servicenow (api_key, 2026-12-31 (35d)); dr (mtls, no expiry)","2027-01-01 (36d)","critical (8)""#
+            r#""acme-soc","itsm@example.com","external","confidential","pii incident","451","20","servicenow (api_key, 2026-12-31 (35d), never used); dr (mtls, no expiry, never used)","2027-01-01 (36d)","critical (8)""#
         )
     );
     let hr_line = lines.next().expect("second row");
@@ -598,7 +598,7 @@ fn inventory_prints_owners_dates_credentials_and_risk_in_three_formats() {
         "itsm@example.com",
         "451",
         "20",
-        "dr (mtls, no expiry)",
+        "dr (mtls, no expiry, never used)",
         "2027-01-01 (36d)",
         "critical (8)",
     ] {

@@ -248,31 +248,15 @@ fn proxy_start_panics_with_stderr() {
         .start("{}", &[]);
 }
 
-const SMOKE_CONFIG: &str = r#"
-listen: { address: 127.0.0.1:0 }
-admin: { address: 127.0.0.1:0 }
-policies: policies/
-audit: { path: "{dir}/audit.jsonl" }
-integrations:
-  - name: demo
-    owner: team@example.com
-    classification: internal
-    boundary: internal
-    reviewed: 2026-01-01
-    expires: 2030-01-01
-    anonymous: true
-    upstream: { url: "{upstream}" }
-    routes:
-      - { id: all, methods: [GET], path: "/**", request: pass, response: pass }
-"#;
-
 #[test]
-#[ignore = "needs `customs serve`"]
 fn smoke_get_crosses_the_proxy() {
     let up = Upstream::json(200, r#"{"hello":"world"}"#);
-    let mut proxy = Proxy::builder()
-        .upstream(&up.url())
-        .start(SMOKE_CONFIG, &[]);
+    let mut proxy = Proxy::builder().upstream(&up.url()).start(
+        &demo_config(&[
+            r#"- { id: all, methods: [GET], path: "/**", request: pass, response: pass }"#,
+        ]),
+        &[],
+    );
     let reply = send(&proxy.url(), "GET", "/demo/items?x=1", &[], b"");
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json(), serde_json::json!({"hello": "world"}));

@@ -4,25 +4,12 @@
 
 mod common;
 use common::*;
+
+fn config() -> String {
+    demo_config(&["- { id: read, methods: [GET], path: /x, request: pass, response: pass }"])
+}
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const CONFIG: &str = r#"listen: { address: 127.0.0.1:0 }
-admin: { address: 127.0.0.1:0 }
-policies: policies/
-audit: { path: "{dir}/audit.jsonl" }
-integrations:
-  - name: demo
-    owner: team@example.com
-    classification: internal
-    boundary: internal
-    reviewed: 2026-09-01
-    expires: 2099-01-01
-    anonymous: true
-    upstream: { url: "{upstream}" }
-    routes:
-      - { id: read, methods: [GET], path: /x, request: pass, response: pass }
-"#;
 
 struct Prometheus(Child);
 
@@ -61,7 +48,7 @@ fn prometheus_scrapes_the_request_counter() {
         return;
     }
     let up = Upstream::json(200, "{}");
-    let proxy = Proxy::builder().upstream(&up.url()).start(CONFIG, &[]);
+    let proxy = Proxy::builder().upstream(&up.url()).start(&config(), &[]);
     for _ in 0..3 {
         assert_eq!(send(&proxy.url(), "GET", "/demo/x", &[], b"").status, 200);
     }

@@ -333,3 +333,29 @@ fn sigterm_drains_and_exits_zero() {
     );
     assert!(proxy.stop_gracefully().success());
 }
+
+#[test]
+fn inventory_shows_when_credentials_were_last_used() {
+    let up = Upstream::json(200, "{}");
+    let proxy = start(&up);
+    let before = proxy.admin("/inventory").json();
+    assert!(
+        before[0]["clients"][0]["last_used"].is_null(),
+        "unused so far: {before}"
+    );
+    send(&proxy.url(), "GET", "/acme/incidents/1", &[auth()], b"");
+    let live = proxy.admin("/inventory").json();
+    assert!(live[0]["clients"][0]["last_used"].is_string(), "{live}");
+    assert!(live[0]["last_crossing"].is_string());
+    // Offline, the inventory reads last use from the crossing log.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["inventory", "--format", "json", "--config"])
+        .arg(proxy.config_path())
+        .output()
+        .expect("run inventory");
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        offline[0]["clients"][0]["last_used"].is_string(),
+        "{offline}"
+    );
+}

@@ -3,24 +3,11 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
 
-const CONFIG: &str = r#"listen: { address: 127.0.0.1:0 }
-admin: { address: 127.0.0.1:0 }
-policies: policies/
-audit: { path: "{dir}/audit.jsonl" }
-integrations:
-  - name: demo
-    owner: team@example.com
-    classification: internal
-    boundary: internal
-    reviewed: 2026-09-01
-    expires: 2099-01-01
-    anonymous: true
-    upstream: { url: "{upstream}" }
-    routes:
-      - { id: read, methods: [GET], path: /x, request: pass, response: mask }
-"#;
+fn config() -> String {
+    demo_config(&["- { id: read, methods: [GET], path: /x, request: pass, response: mask }"])
+}
+use std::time::{Duration, Instant};
 
 const MASK: &str = "policy: mask\nbody:\n  rules:\n    - id: m\n      mask: [$.v]\n";
 const REPLACE: &str =
@@ -65,7 +52,7 @@ fn a_changed_policy_file_applies_without_failed_requests() {
     let up = Upstream::json(200, r#"{"v":"secret"}"#);
     let proxy = Proxy::builder()
         .upstream(&up.url())
-        .start(CONFIG, &[("mask.yaml", MASK)]);
+        .start(&config(), &[("mask.yaml", MASK)]);
     assert_eq!(
         send(&proxy.url(), "GET", "/demo/x", &[], b"").text(),
         r#"{"v":"******"}"#
@@ -88,7 +75,7 @@ fn a_bad_reload_keeps_the_running_configuration() {
     let up = Upstream::json(200, r#"{"v":"secret"}"#);
     let mut proxy = Proxy::builder()
         .upstream(&up.url())
-        .start(CONFIG, &[("mask.yaml", MASK)]);
+        .start(&config(), &[("mask.yaml", MASK)]);
     proxy.write(
         "policies/mask.yaml",
         "policy: mask\nbody:\n  rules:\n    - id: m\n      mask: ['$.v[']\n",

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use customs::config;
-use customs::inventory::{self, Row};
+use customs::inventory::{self, Row, Usage};
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
@@ -34,9 +34,13 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<ExitCode> {
     };
     let cfg = config::load_checked(&args.config.config, &opts)
         .context("the inventory needs a valid config (see `customs check`)")?;
-    let rows = inventory::rows(&cfg, today);
+    let usage = match &cfg.audit.sink {
+        config::AuditSink::File(path) => Usage::from_audit_log(path),
+        config::AuditSink::Stdout => Usage::default(),
+    };
+    let rows = inventory::rows(&cfg, today, &usage);
     match args.format {
-        Format::Json => println!("{}", inventory::json(&cfg, today)),
+        Format::Json => println!("{}", inventory::json(&cfg, today, &usage)),
         Format::Csv => print!("{}", csv(&rows)),
         Format::Table => print!("{}", table(&rows)),
     }
@@ -69,9 +73,16 @@ fn cells(r: &Row) -> [String; 10] {
     let clients: Vec<String> = r
         .clients
         .iter()
-        .map(|c| match (&c.expires, c.days_to_expiry) {
-            (Some(e), Some(d)) => format!("{} ({}, {})", c.id, c.credential, dated(e, d)),
-            _ => format!("{} ({}, no expiry)", c.id, c.credential),
+        .map(|c| {
+            let expiry = match (&c.expires, c.days_to_expiry) {
+                (Some(e), Some(d)) => dated(e, d),
+                _ => "no expiry".to_string(),
+            };
+            let used = c.last_used.as_deref().map_or_else(
+                || "never used".to_string(),
+                |t| format!("last used {}", t.get(..10).unwrap_or(t)),
+            );
+            format!("{} ({}, {expiry}, {used})", c.id, c.credential)
         })
         .collect();
     let upstream = match (

@@ -51,7 +51,7 @@ fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
         "/inventory" => text(
             StatusCode::OK,
             "application/json",
-            crate::inventory::json(&rt.config, rt.today()),
+            crate::inventory::json(&rt.config, rt.today(), &rt.metrics.usage(&rt.config)),
         ),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }

@@ -12,6 +12,7 @@ use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, route, uri};
 use crate::config::OnFailure;
 use crate::policy::Policy;
+use crate::policy::names::NameFilter;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -100,12 +101,12 @@ async fn cross(
         &integration.upstream,
         &forward_path,
         &hop,
+        request_policy.map_or(&NameFilter::KeepAll, |p| &p.headers),
         credential.as_ref(),
     )?;
     if let Some(h) = head.headers_mut() {
         prepare_request_headers(
             h,
-            request_policy,
             matched.route.response.as_deref(),
             governed.outcome.is_some(),
         );
@@ -225,15 +226,7 @@ fn host_of(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-fn prepare_request_headers(
-    h: &mut http::HeaderMap,
-    request: Option<&Policy>,
-    response: Option<&Policy>,
-    rewritten: bool,
-) {
-    if let Some(p) = request {
-        headers::apply_rules(h, &p.headers);
-    }
+fn prepare_request_headers(h: &mut http::HeaderMap, response: Option<&Policy>, rewritten: bool) {
     if rewritten {
         headers::strip_body_digests(h);
     }

@@ -9,6 +9,7 @@ use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
 use crate::config::Upstream;
+use crate::policy::names::NameFilter;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -53,12 +54,14 @@ pub struct Answer {
 }
 
 /// Builds the upstream request head from the caller's, minus everything
-/// customs owns, plus the injected credential.
+/// customs owns and whatever the request policy's header `rules` remove,
+/// plus the injected credential.
 pub fn request_head(
     parts: &Parts,
     upstream: &Upstream,
     path_and_query: &str,
     hop: &Hop<'_>,
+    rules: &NameFilter,
     credential: Option<&HeaderValue>,
 ) -> Result<http::request::Builder, Refusal> {
     let scheme = if upstream.https { "https" } else { "http" };
@@ -71,6 +74,10 @@ pub fn request_head(
     for name in CREDENTIAL_HEADERS.iter().chain(PROXY_SET.iter()) {
         headers.remove(*name);
     }
+    // The policy judges the caller's headers only: what customs adds below
+    // (forwarding headers, request id, credential) is not the caller's to
+    // filter, and an allow-list must not strip the injected credential.
+    headers::apply_rules(&mut headers, rules);
     set(&mut headers, "x-forwarded-for", &hop.peer_ip);
     set(&mut headers, "x-forwarded-proto", hop.proto);
     if let Some(host) = hop.host {

@@ -67,3 +67,32 @@ where
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A config with one anonymous, internal integration `demo` (mount `/demo`)
+/// in front of `{upstream}`, an admin listener and the audit log in `{dir}`.
+/// `routes` are route lines, e.g. `"- { id: r, methods: [GET], path: /x, request: pass, response: pass }"`.
+pub fn demo_config(routes: &[&str]) -> String {
+    let mut config = String::from(
+        r#"listen: { address: 127.0.0.1:0 }
+admin: { address: 127.0.0.1:0 }
+policies: policies/
+audit: { path: "{dir}/audit.jsonl" }
+integrations:
+  - name: demo
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    anonymous: true
+    upstream: { url: "{upstream}" }
+    routes:
+"#,
+    );
+    for route in routes {
+        config.push_str("      ");
+        config.push_str(route);
+        config.push('\n');
+    }
+    config
+}
