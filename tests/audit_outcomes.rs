@@ -1,0 +1,165 @@
+//! The crossing log through the real binary: exactly one record per
+//! crossing whatever its outcome, a chain that `customs audit verify`
+//! accepts, and no crossing when the log cannot be written.
+
+mod common;
+use common::*;
+
+fn config(audit_path: &str) -> String {
+    let key = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"cst_outcomes_key"))
+    };
+    format!(
+        r#"listen: {{ address: 127.0.0.1:0 }}
+policies: policies/
+audit: {{ path: "{audit_path}" }}
+limits: {{ upstream_timeout: 2s }}
+integrations:
+  - name: live
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    upstream: {{ url: "{{upstream}}" }}
+    clients: [{{ id: desk, api_key: "sha256:{key}" }}]
+    routes:
+      - {{ id: read, methods: [GET], path: /ok, request: pass, response: pass }}
+      - {{ id: write, methods: [POST], path: /in, request: strict, response: pass }}
+  - name: down
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    anonymous: true
+    upstream: {{ url: "http://127.0.0.1:9" }}
+    routes: [{{ id: any, methods: [GET], path: /x, request: pass, response: pass }}]
+  - name: gone
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2020-01-01
+    expires: 2021-01-01
+    anonymous: true
+    upstream: {{ url: "{{upstream}}" }}
+    routes: [{{ id: any, methods: [GET], path: /x, request: pass, response: pass }}]
+"#
+    )
+}
+
+const STRICT: &str =
+    "policy: strict\nbody:\n  rules:\n    - id: no-pw\n      refuse: [$..password]\n";
+const KEY: (&str, &str) = ("x-api-key", "cst_outcomes_key");
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// method, path, headers, body, status, outcome.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [u8],
+    u16,
+    &'static str,
+);
+
+#[test]
+fn every_outcome_leaves_exactly_one_record_and_the_chain_verifies() {
+    let up = Upstream::json(200, "{}");
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &config("{dir}/audit/crossings.jsonl"),
+        &[("strict.yaml", STRICT)],
+    );
+    let cases: [Case; 7] = [
+        ("GET", "/live/ok", &[KEY], b"", 200, "forwarded"),
+        (
+            "POST",
+            "/live/in",
+            &[KEY, JSON],
+            br#"{"password":"x"}"#,
+            403,
+            "refused",
+        ),
+        ("GET", "/live/ok", &[], b"", 401, "denied"),
+        ("GET", "/gone/x", &[], b"", 403, "expired"),
+        ("GET", "/nowhere", &[], b"", 404, "no_route"),
+        ("GET", "/down/x", &[], b"", 502, "upstream_error"),
+        (
+            "POST",
+            "/live/in",
+            &[KEY, JSON],
+            b"{not json",
+            400,
+            "rejected",
+        ),
+    ];
+    for (method, path, headers, body, status, _) in cases {
+        let r = send(&proxy.url(), method, path, headers, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+    }
+    let records = proxy.read_jsonl("audit/crossings.jsonl");
+    let outcomes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    let expected: Vec<&str> = cases.iter().map(|c| c.5).collect();
+    assert_eq!(outcomes, expected, "one record per crossing, in order");
+    for (r, case) in records.iter().zip(&cases) {
+        assert_eq!(r["status"], case.4);
+        assert_eq!(r["request_id"].as_str().map(str::len), Some(16));
+        for field in [
+            "seq",
+            "ts",
+            "integration",
+            "route",
+            "client",
+            "auth",
+            "method",
+            "path",
+            "upstream_status",
+            "mode",
+            "request",
+            "response",
+            "duration_us",
+            "prev",
+            "hash",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+    }
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["audit", "verify"])
+        .arg(proxy.dir().join("audit/crossings.jsonl"))
+        .output()
+        .expect("run audit verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 7 records"));
+}
+
+#[test]
+fn a_log_that_cannot_be_written_refuses_traffic_with_503() {
+    let up = Upstream::json(200, "{}");
+    // Writes to /dev/full fail with ENOSPC, for root too: a full disk.
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("/dev/full"), &[("strict.yaml", STRICT)]);
+    let first = send(&proxy.url(), "GET", "/live/ok", &[KEY], b"");
+    assert_eq!(
+        first.status,
+        503,
+        "the crossing could not be recorded: {}",
+        first.text()
+    );
+    assert_eq!(first.json()["error"], "audit_unavailable");
+    let hits = up.hits();
+    for _ in 0..3 {
+        let r = send(&proxy.url(), "GET", "/live/ok", &[KEY], b"");
+        assert_eq!(r.status, 503);
+    }
+    assert_eq!(up.hits(), hits, "nothing crosses while the log is failing");
+}
