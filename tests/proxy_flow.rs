@@ -308,19 +308,76 @@ fn metrics_count_crossings() {
         &[("x-api-key", "nope")],
         b"",
     );
-    let m = proxy.admin("/metrics").text();
-    assert!(
-        m.contains(
-            r#"customs_requests_total{integration="acme",outcome="forwarded",route="read"} 1"#
+    let text = proxy.admin("/metrics").text();
+    let m = metrics::parse(&text);
+    let acme = ("integration", "acme");
+    let count = |name, labels: &[(&str, &str)]| metrics::value(&m, name, labels);
+    assert_eq!(
+        count(
+            "customs_requests_total",
+            &[acme, ("route", "read"), ("outcome", "forwarded")]
         ),
-        "{m}"
+        Some(1.0)
+    );
+    assert_eq!(
+        count("customs_requests_total", &[acme, ("outcome", "denied")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count(
+            "customs_auth_failures_total",
+            &[acme, ("reason", "unknown")]
+        ),
+        Some(1.0)
+    );
+    let mask = [
+        acme,
+        ("policy", "inbound"),
+        ("rule", "card"),
+        ("action", "mask"),
+    ];
+    assert_eq!(count("customs_policy_actions_total", &mask), Some(1.0));
+    assert_eq!(
+        count("customs_request_duration_seconds_count", &[acme]),
+        Some(2.0)
+    );
+    assert_eq!(
+        count("customs_upstream_duration_seconds_count", &[acme]),
+        Some(1.0)
     );
     assert!(
-        m.contains(r#"customs_auth_failures_total{integration="acme",reason="unknown"} 1"#),
-        "{m}"
+        count(
+            "customs_bytes_total",
+            &[acme, ("direction", "response"), ("stage", "in")]
+        ) > Some(0.0)
     );
-    assert!(m.contains(r#"customs_policy_actions_total{action="mask",integration="acme",policy="inbound",rule="card"} 1"#), "{m}");
-    assert!(!m.contains("nope") && !m.contains("4111"));
+    assert!(count("customs_integration_expiry_timestamp_seconds", &[acme]) > Some(4e9));
+    assert!(
+        count(
+            "customs_credential_last_used_timestamp_seconds",
+            &[acme, ("credential", "desk")]
+        ) > Some(1.7e9)
+    );
+    assert_eq!(
+        count(
+            "customs_refusals_total",
+            &[
+                acme,
+                ("direction", "request"),
+                ("reason", "unauthenticated")
+            ]
+        ),
+        Some(1.0)
+    );
+    // Labels come from config names and fixed enums only.
+    for s in &m {
+        for v in s.labels.values() {
+            assert!(
+                !v.contains("nope") && !v.contains("4111") && !v.contains('/'),
+                "{s:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod metrics;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
