@@ -21,3 +21,4 @@ pub mod json;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod signals;

@@ -98,7 +98,7 @@ fn every_outcome_leaves_exactly_one_record_and_the_chain_verifies() {
         let r = send(&proxy.url(), method, path, headers, body);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
     }
-    let records = proxy.read_jsonl("audit/crossings.jsonl");
+    let records = proxy.crossings("audit/crossings.jsonl");
     let outcomes: Vec<&str> = records
         .iter()
         .filter_map(|r| r["outcome"].as_str())

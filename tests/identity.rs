@@ -188,7 +188,7 @@ fn api_keys_work_in_either_header_and_both_keys_work_during_rotation() {
         );
         assert!(seen.header("x-api-key").is_none(), "caller key forwarded");
     }
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert_eq!(records.len(), 5);
     for rec in &records {
         assert_eq!(rec["outcome"], "forwarded");
@@ -258,7 +258,7 @@ fn expired_clients_and_routes_outside_a_subset_are_forbidden() {
         b"",
     );
     assert_eq!(inside.status, 200, "{}", inside.text());
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert_eq!(records.len(), 3);
     for (rec, route) in records[..2].iter().zip(["read", "write"]) {
         assert_eq!(rec["outcome"], "denied", "{rec}");
@@ -345,7 +345,7 @@ fn malformed_missing_and_ambiguous_credentials_are_refused_and_nothing_is_forwar
         assert_eq!(status, want, "raw {value:?}");
     }
     assert_eq!(up.hits(), 0, "nothing was forwarded");
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert!(records.len() >= cases.len() * 2);
     assert!(
         records
@@ -372,7 +372,7 @@ fn an_integration_past_its_end_date_refuses_everything() {
         assert_eq!(error_code(&r), "integration_expired");
     }
     assert_eq!(up.hits(), 0);
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert_eq!(records.len(), 2);
     for rec in &records {
         assert_eq!(rec["outcome"], "expired");
@@ -536,7 +536,7 @@ fn mtls_identities_by_subject_cn_and_spiffe_san() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(up.hits(), 3, "only the identified callers crossed");
 
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     let crossed: Vec<(String, String)> = records
         .iter()
         .filter(|r| r["outcome"] == "forwarded")
@@ -695,7 +695,7 @@ fn a_rotated_secret_file_is_picked_up_without_failing_a_request() {
             .all(|t| t.starts_with("Bearer acme-upstream-token-")),
         "{seen:?}"
     );
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert!(
         records
             .iter()

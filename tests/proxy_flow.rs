@@ -275,7 +275,7 @@ fn every_crossing_is_audited_without_values() {
         b"",
     );
     send(&proxy.url(), "GET", "/acme/incidents/1", &[], b"");
-    let records = proxy.read_jsonl("audit.jsonl");
+    let records = proxy.crossings("audit.jsonl");
     assert_eq!(records.len(), 2, "{records:?}");
     let ok = &records[0];
     assert_eq!(ok["outcome"], "forwarded");

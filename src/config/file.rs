@@ -29,9 +29,36 @@ pub struct ConfigFile {
     /// Secrets used by the proxy itself.
     #[serde(default)]
     pub secrets: SecretsFile,
+    /// Monitoring signals (thresholds of `volume_anomaly`, `idle_integration`, …).
+    #[serde(default)]
+    pub signals: SignalsFile,
     /// The integration inventory.
     #[serde(default)]
     pub integrations: Vec<Spanned<IntegrationFile>>,
+}
+
+/// `signals:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsFile {
+    /// Length of one traffic window ("minute"); shorter only in tests.
+    #[serde(default)]
+    pub window: Option<Span>,
+    /// Time after start before `volume_anomaly` compares with the baseline.
+    #[serde(default)]
+    pub warmup: Option<Span>,
+    /// A window above this multiple of the moving baseline is an anomaly.
+    #[serde(default)]
+    pub volume_multiple: Option<Spanned<f64>>,
+    /// Auth failures per window from which a burst is signalled.
+    #[serde(default)]
+    pub auth_failure_burst: Option<Spanned<u64>>,
+    /// Days without traffic after which an integration or client is idle.
+    #[serde(default)]
+    pub idle_days: Option<Spanned<u32>>,
+    /// Quiet time before the same signal (integration, kind, subject) repeats.
+    #[serde(default)]
+    pub repeat_after: Option<Span>,
 }
 
 /// `listen:`.

@@ -49,6 +49,8 @@ pub struct Config {
     pub hash_key: Option<policy::transform::HashKey>,
     /// Every loaded policy.
     pub policies: PolicySet,
+    /// Monitoring signal thresholds.
+    pub signals: SignalSettings,
     /// Integrations in file order.
     pub integrations: Vec<Integration>,
     /// Files and folders whose change triggers a reload: the config, the
@@ -85,6 +87,36 @@ pub struct AuditSettings {
     pub rotate_bytes: u64,
     /// Refuse or continue when a record cannot be written.
     pub on_failure: OnFailure,
+}
+
+/// `signals:` resolved (see [`crate::signals`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignalSettings {
+    /// Length of one traffic window (a minute outside tests).
+    pub window: Duration,
+    /// Time after start before volumes are compared with their baseline.
+    pub warmup: Duration,
+    /// Multiple of the moving baseline that makes a window anomalous.
+    pub volume_multiple: f64,
+    /// Auth failures per window from which a burst is signalled.
+    pub auth_failure_burst: u64,
+    /// Days without traffic after which an integration or client is idle.
+    pub idle_days: u32,
+    /// Quiet time before the same signal repeats.
+    pub repeat_after: Duration,
+}
+
+impl Default for SignalSettings {
+    fn default() -> Self {
+        SignalSettings {
+            window: Duration::from_secs(60),
+            warmup: Duration::from_secs(600),
+            volume_multiple: 5.0,
+            auth_failure_burst: 20,
+            idle_days: 30,
+            repeat_after: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `limits:` resolved.
@@ -325,6 +357,7 @@ impl Builder<'_> {
         });
         let limits = self.limits(&raw.limits);
         let audit = self.audit(&raw.audit);
+        let signals = self.signals(&raw.signals);
         let hash_key = self.hash_key(raw.secrets.hash_key.as_ref(), &policies);
         let integrations = self.integrations(raw.integrations, &policies);
         let watched = self.watched(&policies_dir, raw.secrets.hash_key.as_ref(), &integrations);
@@ -337,6 +370,7 @@ impl Builder<'_> {
             limits,
             hash_key,
             policies,
+            signals,
             integrations,
             watched,
         }
@@ -389,6 +423,42 @@ impl Builder<'_> {
             upstream_timeout: raw
                 .upstream_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
+        }
+    }
+
+    fn signals(&mut self, raw: &file::SignalsFile) -> SignalSettings {
+        let d = SignalSettings::default();
+        let window = raw.window.map_or(d.window, |s| s.0);
+        if window < Duration::from_millis(10) {
+            self.error(
+                0,
+                "signals.window is too short".into(),
+                "use 10ms or more (60s outside tests)",
+            );
+        }
+        let multiple = raw.volume_multiple.as_ref();
+        let volume_multiple = multiple.map_or(d.volume_multiple, |m| m.value);
+        if !(volume_multiple.is_finite() && volume_multiple >= 1.0) {
+            self.error(
+                multiple.map_or(0, |m| m.referenced.line()),
+                format!("signals.volume_multiple {volume_multiple} is out of range"),
+                "use a number of at least 1, e.g. 5",
+            );
+        }
+        SignalSettings {
+            window: window.max(Duration::from_millis(10)),
+            warmup: raw.warmup.map_or(d.warmup, |s| s.0),
+            volume_multiple: if volume_multiple.is_finite() {
+                volume_multiple.max(1.0)
+            } else {
+                d.volume_multiple
+            },
+            auth_failure_burst: raw
+                .auth_failure_burst
+                .as_ref()
+                .map_or(d.auth_failure_burst, |n| n.value.max(1)),
+            idle_days: raw.idle_days.as_ref().map_or(d.idle_days, |n| n.value),
+            repeat_after: raw.repeat_after.map_or(d.repeat_after, |s| s.0),
         }
     }
 

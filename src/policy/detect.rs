@@ -25,12 +25,20 @@
 //! maps back to the original bytes it came from, so the whole original span is
 //! replaced.
 //!
-//! One pass: a [`RegexSet`] of all detectors of the rule answers "does anything
-//! fire?" without allocating; only then are the fired detectors' own regexes run
-//! to find and validate their spans. A set (rather than one alternation) keeps the
-//! detectors independent: a rejected candidate of one cannot hide an overlapping
-//! match of another. A byte-statistics pre-filter skips strings that cannot hold
-//! any built-in match (too few digits, no `@`, no `eyJ`, ...).
+//! One pass: every pattern of the rule (both email shapes, the other built-in
+//! candidates and the custom patterns) is compiled into one multi-pattern
+//! automaton, and each string is scanned once with it; the pattern id of a
+//! match says which detector validates it. Candidates of different detectors
+//! may overlap (a rejected SSN-shaped candidate must not hide a card that
+//! starts at the same digit), so after each candidate the scan restarts one
+//! character after its start, and the other detectors that may start with the
+//! same byte are tried anchored at that position. Per-detector cursors skip a
+//! detector's own re-matches inside a candidate it already handled. Candidate
+//! lengths are bounded where that matters (a card candidate is at most 19
+//! digits, then extended to its whole digit run by hand; an email candidate
+//! starts after a non-local character), so the restarts stay linear. A
+//! byte-statistics pre-filter skips strings that cannot hold any built-in
+//! match (too few digits, no `@`, no `eyJ`, ...).
 //!
 //! Judgement calls and residual risks:
 //! - SSNs without separators (`078051120`) and phone numbers without separators
@@ -47,8 +55,15 @@
 //!   decoded. National phone formats other than the NANP 3-3-4 shape need a `+`.
 //! - `ipv4` also redacts four-part versions such as `Chrome/120.0.0.0`; `email`
 //!   also redacts asset names such as `icon@2x.png`.
+//! - Inside a JWT, private key block or custom match longer than 256 bytes,
+//!   matches of other detectors are only looked for in its last 256 bytes
+//!   (the only ones that could reach past its end); the rest is redacted anyway.
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
+use regex_automata::hybrid::dfa::DFA;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::{start, syntax};
+use regex_automata::{Anchored, Input, MatchKind, PatternID, meta};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -122,30 +137,6 @@ impl Detector {
             .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
     }
 
-    /// Candidate regex, run on the normalised (ASCII-folded) view.
-    fn source(self) -> &'static str {
-        match self {
-            Detector::Email => r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
-            Detector::CreditCard => r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12,}",
-            Detector::Iban => r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}",
-            Detector::UsSsn => r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
-            Detector::Phone => concat!(
-                r"\+ ?[1-9][0-9 \-.()]{5,30}[0-9]",
-                r"|(?:1[ \-.])?(?:\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}",
-                r"|[0-9]{3}-[0-9]{3}-[0-9]{4}|[0-9]{3}\.[0-9]{3}\.[0-9]{4}|[0-9]{3} [0-9]{3} [0-9]{4})",
-            ),
-            Detector::Ipv4 => r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
-            Detector::Jwt => {
-                r"eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+){0,2}"
-            }
-            Detector::AwsAccessKey => r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
-            Detector::PrivateKey => concat!(
-                r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)",
-                r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
-            ),
-        }
-    }
-
     /// Whether a string with these statistics can hold a match at all.
     fn plausible(self, st: &Stats<'_>) -> bool {
         match self {
@@ -160,26 +151,100 @@ impl Detector {
             Detector::PrivateKey => st.has(DASH) && st.text.contains("-----"),
         }
     }
-
-    /// Whether a rejected candidate may hide a valid match that starts inside
-    /// it. Only for short candidates, so retrying stays linear.
-    fn retry_inside(self) -> bool {
-        matches!(
-            self,
-            Detector::Iban
-                | Detector::UsSsn
-                | Detector::Phone
-                | Detector::Ipv4
-                | Detector::AwsAccessKey
-        )
-    }
 }
 
-/// Built-in candidate regexes, compiled once per process, in `Detector::ALL` order.
-static BUILTIN: LazyLock<[Regex; 9]> = LazyLock::new(|| {
-    Detector::ALL.map(|d| Regex::new(d.source()).expect("built-in detector regex compiles"))
-});
+/// What a pattern's match means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An email candidate at the start of the text (`lead: false`), or after
+    /// one character that cannot be in a local part (`lead: true`, that
+    /// character is not part of the candidate).
+    Email { lead: bool },
+    /// A card candidate: the start of a digit run of 13+ digits (bounded to 19
+    /// in the pattern, extended to the whole run by hand).
+    Card,
+    /// A short candidate validated by the detector. A rejected one may hide a
+    /// valid match of the same detector that starts inside it: retried there.
+    Checked(Detector),
+    /// Redacted as matched (JWT, private key, custom patterns).
+    Shape,
+}
 
+/// Built-in candidate patterns, run on the normalised (ASCII-folded) view, in
+/// the automaton's priority order (which only decides which of several
+/// candidates starting at one position the scan reports first; the others are
+/// then tried anchored). Cards come late: they start wherever SSNs, phones and
+/// IPv4s start, and are reported most often.
+const PATTERNS: [(Detector, Kind, &str); 10] = [
+    (
+        Detector::Jwt,
+        Kind::Shape,
+        r"eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+){0,2}",
+    ),
+    (
+        Detector::AwsAccessKey,
+        Kind::Checked(Detector::AwsAccessKey),
+        r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
+    ),
+    (
+        Detector::PrivateKey,
+        Kind::Shape,
+        concat!(
+            r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)",
+            r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+        ),
+    ),
+    (
+        Detector::Iban,
+        Kind::Checked(Detector::Iban),
+        r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}",
+    ),
+    (
+        Detector::UsSsn,
+        Kind::Checked(Detector::UsSsn),
+        r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
+    ),
+    (
+        Detector::Phone,
+        Kind::Checked(Detector::Phone),
+        concat!(
+            r"\+ ?[1-9][0-9 \-.()]{5,30}[0-9]",
+            r"|(?:1[ \-.])?(?:\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}",
+            r"|[0-9]{3}-[0-9]{3}-[0-9]{4}|[0-9]{3}\.[0-9]{3}\.[0-9]{4}|[0-9]{3} [0-9]{3} [0-9]{4})",
+        ),
+    ),
+    (
+        Detector::Ipv4,
+        Kind::Checked(Detector::Ipv4),
+        r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
+    ),
+    (
+        Detector::CreditCard,
+        Kind::Card,
+        r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12,18}",
+    ),
+    // A local part starts at the text start or after a character that cannot
+    // be in it, so the scan never re-matches the tail of a long local part.
+    (
+        Detector::Email,
+        Kind::Email { lead: false },
+        r"^[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
+    ),
+    (
+        Detector::Email,
+        Kind::Email { lead: true },
+        r"[^\w.%+'\-][\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
+    ),
+];
+
+/// The first bytes each built-in pattern can start with, computed once per process.
+static BUILTIN_STARTS: LazyLock<Vec<Starts>> =
+    LazyLock::new(|| Starts::of(&PATTERNS.map(|(_, _, src)| src)));
+
+/// Restarts inside a redacted JWT, private key or custom match this long or
+/// longer skip to its last `TAIL` bytes. Longer than any bounded candidate
+/// (card 73, IBAN 64, phone 34 bytes), so what could reach past its end is seen.
+const TAIL: usize = 256;
 /// Compiled-size limit of one custom pattern (regex `size_limit`).
 const CUSTOM_SIZE_LIMIT: usize = 1 << 20;
 /// Lazy-DFA cache limit of one custom pattern (regex `dfa_size_limit`).
@@ -212,21 +277,27 @@ pub struct Redacted {
 /// All detectors of one `redact` rule, compiled once at policy load.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    /// One pattern per entry, same order.
-    set: RegexSet,
+    /// One automaton over every pattern of the rule; a match's pattern id
+    /// indexes `pats`. `None` when the rule has no detector at all.
+    re: Option<meta::Regex>,
+    pats: Vec<Pat>,
     entries: Vec<Entry>,
+}
+
+/// One pattern of the automaton.
+#[derive(Debug, Clone)]
+struct Pat {
+    /// Index into `entries`.
+    entry: usize,
+    kind: Kind,
+    starts: Starts,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
-    finder: Finder,
+    /// `None` for a custom pattern.
+    detector: Option<Detector>,
     label: String,
-}
-
-#[derive(Debug, Clone)]
-enum Finder {
-    Builtin(Detector),
-    Custom(Regex),
 }
 
 impl Redactor {
@@ -236,30 +307,51 @@ impl Redactor {
         builtins: &[Detector],
         custom: &[(String, String)],
     ) -> Result<Redactor, DetectError> {
-        let mut entries = Vec::new();
-        let mut sources = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for &d in builtins {
-            if !entries
-                .iter()
-                .any(|e: &Entry| matches!(e.finder, Finder::Builtin(x) if x == d))
-            {
+            if !entries.iter().any(|e| e.detector == Some(d)) {
                 entries.push(Entry {
-                    finder: Finder::Builtin(d),
+                    detector: Some(d),
                     label: d.label().to_owned(),
                 });
-                sources.push(d.source());
             }
         }
         for (name, src) in custom {
             let label = custom_label(name)?;
+            check_custom(name, src)?;
             entries.push(Entry {
-                finder: Finder::Custom(compile_custom(name, src)?),
+                detector: None,
                 label,
             });
-            sources.push(src.as_str());
         }
-        let set = build_set(&sources, custom)?;
-        Ok(Redactor { set, entries })
+        let mut pats = Vec::new();
+        let mut sources = Vec::new();
+        for (&(d, kind, src), &starts) in PATTERNS.iter().zip(BUILTIN_STARTS.iter()) {
+            if let Some(entry) = entries.iter().position(|e| e.detector == Some(d)) {
+                pats.push(Pat {
+                    entry,
+                    kind,
+                    starts,
+                });
+                sources.push(src);
+            }
+        }
+        let custom_sources: Vec<&str> = custom.iter().map(|(_, src)| src.as_str()).collect();
+        let first_custom = entries.len() - custom.len();
+        for (i, starts) in Starts::of(&custom_sources).into_iter().enumerate() {
+            pats.push(Pat {
+                entry: first_custom + i,
+                kind: Kind::Shape,
+                starts,
+            });
+        }
+        sources.extend(custom_sources);
+        let re = if sources.is_empty() {
+            None
+        } else {
+            Some(build_automaton(&sources, custom)?)
+        };
+        Ok(Redactor { re, pats, entries })
     }
 
     /// Finds every detected span in `s`; `None` when nothing is found (without
@@ -271,19 +363,7 @@ impl Redactor {
         if !self.plausible(t) {
             return None;
         }
-        // One overlapping scan tells which detectors fire; strings that
-        // pass the pre-filter usually hold something, so a separate
-        // `is_match` scan would mostly be paid twice.
-        let fired = self.set.matches(t);
-        if !fired.matched_any() {
-            return None;
-        }
-        let mut spans = Vec::new();
-        for i in fired.iter() {
-            if let Some(entry) = self.entries.get(i) {
-                entry.finder.find(t, i, &mut spans);
-            }
-        }
+        let spans = self.scan(t);
         if spans.is_empty() {
             return None;
         }
@@ -294,10 +374,120 @@ impl Redactor {
     /// Cheap pre-filter: can any detector of this rule match `t`?
     fn plausible(&self, t: &str) -> bool {
         let mut stats = None;
-        self.entries.iter().any(|e| match e.finder {
-            Finder::Custom(_) => true,
-            Finder::Builtin(d) => d.plausible(stats.get_or_insert_with(|| Stats::of(t))),
+        self.entries.iter().any(|e| match e.detector {
+            None => true,
+            Some(d) => d.plausible(stats.get_or_insert_with(|| Stats::of(t))),
         })
+    }
+
+    /// The one scan: every validated span of every entry, unmerged.
+    fn scan(&self, t: &str) -> Vec<Span> {
+        let mut spans = Vec::new();
+        let Some(re) = &self.re else {
+            return spans;
+        };
+        // Per entry: candidates starting before this were already handled.
+        let mut small = [0usize; 16];
+        let mut large = Vec::new();
+        let cursor: &mut [usize] = match small.get_mut(..self.entries.len()) {
+            Some(c) => c,
+            None => {
+                large.resize(self.entries.len(), 0);
+                &mut large
+            }
+        };
+        let b = t.as_bytes();
+        let mut at = 0;
+        while at < t.len() {
+            let Some(m) = re.search(&Input::new(t).range(at..)) else {
+                break;
+            };
+            let (s, first) = (m.start(), m.pattern().as_usize());
+            let mut next = next_char(t, s).max(self.take(t, first, m.range(), cursor, &mut spans));
+            // The scan reports the first pattern (in priority order) that
+            // matches at `s`; later ones may match there too.
+            let byte = b.get(s).copied().unwrap_or(0);
+            for (k, pat) in self.pats.iter().enumerate().skip(first + 1) {
+                if cursor.get(pat.entry).is_some_and(|&c| c > s) || !pat.starts.may(byte, s == 0) {
+                    continue;
+                }
+                let anchored = Input::new(t)
+                    .range(s..)
+                    .anchored(Anchored::Pattern(PatternID::new_unchecked(k)));
+                if let Some(m) = re.search(&anchored) {
+                    next = next.max(self.take(t, k, m.range(), cursor, &mut spans));
+                }
+            }
+            at = next;
+        }
+        spans
+    }
+
+    /// Handles a match of pattern `k`: validates the candidate, pushes its
+    /// spans and moves the entry's cursor. Returns where the scan may resume
+    /// at the earliest (0: one character after the match start).
+    fn take(
+        &self,
+        t: &str,
+        k: usize,
+        r: Range<usize>,
+        cursor: &mut [usize],
+        out: &mut Vec<Span>,
+    ) -> usize {
+        let Some(pat) = self.pats.get(k) else {
+            return 0;
+        };
+        let (entry, b) = (pat.entry, t.as_bytes());
+        let Some(cur) = cursor.get_mut(entry) else {
+            return 0;
+        };
+        match pat.kind {
+            // Distinct email candidates start at distinct local-part starts;
+            // no cursor is needed.
+            Kind::Email { lead } => {
+                let local = if lead { next_char(t, r.start) } else { r.start };
+                if let Some(found) = email(t, local..r.end) {
+                    out.push(Span {
+                        range: found,
+                        entry,
+                    });
+                }
+                0
+            }
+            Kind::Card if r.start >= *cur => {
+                let run = r.start..run_end(b, r.end);
+                *cur = run.end;
+                card_spans(b, run, &mut |c| out.push(Span { range: c, entry }));
+                0
+            }
+            Kind::Checked(d) if r.start >= *cur => {
+                let retry = next_char(t, r.start);
+                *cur = match validate(d, t, r) {
+                    Some(found) => {
+                        let end = found.end.max(retry);
+                        out.push(Span {
+                            range: found,
+                            entry,
+                        });
+                        end
+                    }
+                    None => retry,
+                };
+                0
+            }
+            Kind::Shape => {
+                if r.start >= *cur {
+                    *cur = r.end.max(next_char(t, r.start));
+                    if !r.is_empty() {
+                        out.push(Span { range: r, entry });
+                    }
+                }
+                // Within a long redacted span only matches that can reach past
+                // its end matter; skip the rest instead of re-scanning it.
+                ceil_char(t, cur.saturating_sub(TAIL))
+            }
+            Kind::Card | Kind::Checked(_) => 0,
+        }
     }
 
     /// Rebuilds `s` with the original bytes of each span replaced by its label.
@@ -344,8 +534,8 @@ fn custom_label(name: &str) -> Result<String, DetectError> {
     Ok(name.to_uppercase())
 }
 
-/// Compiles one custom pattern with size limits and refuses empty matches.
-fn compile_custom(name: &str, src: &str) -> Result<Regex, DetectError> {
+/// Checks one custom pattern with size limits and refuses empty matches.
+fn check_custom(name: &str, src: &str) -> Result<(), DetectError> {
     let bad = |reason: String| DetectError::BadPattern {
         name: name.to_owned(),
         reason,
@@ -362,7 +552,7 @@ fn compile_custom(name: &str, src: &str) -> Result<Regex, DetectError> {
                 .to_owned(),
         ));
     }
-    Ok(re)
+    Ok(())
 }
 
 /// A one-line reason with a hint, from a regex compile error.
@@ -379,13 +569,17 @@ fn describe(e: &regex::Error) -> String {
                  backreferences) and escape literal metacharacters with '\\'"
             )
         }
-        regex::Error::CompiledTooBig(limit) => format!(
-            "it compiles to more than {} KiB; nested or large counted repetitions \
-             (such as {{1000}} or (?:..){{64}}{{64}}) multiply its size, use smaller counts",
-            limit / 1024
-        ),
+        regex::Error::CompiledTooBig(limit) => too_big(*limit),
         other => format!("{other}; simplify the pattern"),
     }
+}
+
+fn too_big(limit: usize) -> String {
+    format!(
+        "it compiles to more than {} KiB; nested or large counted repetitions \
+         (such as {{1000}} or (?:..){{64}}{{64}}) multiply its size, use smaller counts",
+        limit / 1024
+    )
 }
 
 /// Whether `re` can match the empty string. Empty matches depend only on the
@@ -411,13 +605,23 @@ fn matches_empty(re: &Regex) -> bool {
     false
 }
 
-/// The single-pass set over all entries.
-fn build_set(sources: &[&str], custom: &[(String, String)]) -> Result<RegexSet, DetectError> {
+/// The one automaton over all patterns, leftmost-first in priority order.
+fn build_automaton(
+    sources: &[&str],
+    custom: &[(String, String)],
+) -> Result<meta::Regex, DetectError> {
     let extra = custom.len() * CUSTOM_SIZE_LIMIT;
-    RegexSetBuilder::new(sources)
-        .size_limit(SET_SIZE_LIMIT + extra)
-        .dfa_size_limit(SET_DFA_LIMIT)
-        .build()
+    let config = meta::Config::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .utf8_empty(true)
+        .which_captures(WhichCaptures::Implicit)
+        .nfa_size_limit(Some(SET_SIZE_LIMIT + extra))
+        .onepass_size_limit(Some(SET_SIZE_LIMIT + extra))
+        .hybrid_cache_capacity(SET_DFA_LIMIT);
+    meta::Builder::new()
+        .configure(config)
+        .syntax(syntax::Config::new().utf8(true))
+        .build_many(sources)
         .map_err(|e| DetectError::BadPattern {
             name: custom
                 .iter()
@@ -426,9 +630,105 @@ fn build_set(sources: &[&str], custom: &[(String, String)]) -> Result<RegexSet, 
                 .join(", "),
             reason: format!(
                 "the patterns together with the built-in detectors fail to compile: {}",
-                describe(&e)
+                e.size_limit()
+                    .map_or_else(|| format!("{e}; simplify the pattern"), too_big)
             ),
         })
+}
+
+/// The bytes a pattern's match can start with: at the start of the text, and
+/// anywhere else. A superset is fine (it only costs an anchored try).
+#[derive(Debug, Clone, Copy)]
+struct Starts {
+    first: ByteSet,
+    inner: ByteSet,
+}
+
+impl Starts {
+    const ANY: Starts = Starts {
+        first: ByteSet([u64::MAX; 4]),
+        inner: ByteSet([u64::MAX; 4]),
+    };
+
+    fn may(&self, byte: u8, at_text_start: bool) -> bool {
+        if at_text_start {
+            self.first.has(byte)
+        } else {
+            self.inner.has(byte)
+        }
+    }
+
+    /// Probes the anchored start state of each pattern of a lazy DFA with
+    /// every byte, for each kind of preceding context (text start, word
+    /// byte, non-word byte, `\n`, `\r`). Anything unexpected means "any byte".
+    fn of(sources: &[&str]) -> Vec<Starts> {
+        if sources.is_empty() {
+            return Vec::new();
+        }
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .starts_for_each_pattern(true)
+                    .unicode_word_boundary(true),
+            )
+            .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
+            .build_many(sources);
+        let Ok(dfa) = dfa else {
+            return vec![Starts::ANY; sources.len()];
+        };
+        let mut cache = dfa.create_cache();
+        let mut probe = |pid: PatternID, look_behind: Option<u8>| {
+            let config = start::Config::new()
+                .anchored(Anchored::Pattern(pid))
+                .look_behind(look_behind);
+            let Ok(sid) = dfa.start_state(&mut cache, &config) else {
+                return ByteSet([u64::MAX; 4]);
+            };
+            let mut set = ByteSet([0; 4]);
+            for byte in 0..=u8::MAX {
+                if !dfa
+                    .next_state(&mut cache, sid, byte)
+                    .is_ok_and(|next| next.is_dead())
+                {
+                    set.insert(byte);
+                }
+            }
+            set
+        };
+        (0..sources.len())
+            .map(|i| {
+                let pid = PatternID::new_unchecked(i);
+                let mut inner = ByteSet([0; 4]);
+                for lb in [b'a', b' ', b'\n', b'\r'] {
+                    inner.union(probe(pid, Some(lb)));
+                }
+                Starts {
+                    first: probe(pid, None),
+                    inner,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A set of bytes.
+#[derive(Debug, Clone, Copy)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn has(&self, byte: u8) -> bool {
+        self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
+
+    fn insert(&mut self, byte: u8) {
+        self.0[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+
+    fn union(&mut self, other: ByteSet) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -458,53 +758,20 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     out
 }
 
-impl Finder {
-    /// Pushes this finder's validated spans of `t`.
-    fn find(&self, t: &str, entry: usize, out: &mut Vec<Span>) {
-        match self {
-            Finder::Custom(re) => {
-                out.extend(re.find_iter(t).filter(|m| !m.is_empty()).map(|m| Span {
-                    range: m.range(),
-                    entry,
-                }))
-            }
-            Finder::Builtin(d) => find_builtin(*d, t, entry, out),
-        }
-    }
-}
-
-/// Runs one built-in regex over `t`, validating each candidate.
-fn find_builtin(d: Detector, t: &str, entry: usize, out: &mut Vec<Span>) {
-    let re = &BUILTIN[d as usize];
-    let mut at = 0;
-    while let Some(m) = re.find_at(t, at) {
-        let r = m.range();
-        at = if d == Detector::CreditCard {
-            card_spans(t.as_bytes(), r.clone(), &mut |c| {
-                out.push(Span { range: c, entry })
-            });
-            r.end
-        } else if let Some(found) = validate(d, t, r.clone()) {
-            let end = found.end.max(next_char(t, r.start));
-            out.push(Span {
-                range: found,
-                entry,
-            });
-            end
-        } else if d.retry_inside() {
-            next_char(t, r.start)
-        } else {
-            r.end.max(next_char(t, r.start))
-        };
-    }
-}
-
 /// The byte index after the character at `i`.
 fn next_char(t: &str, i: usize) -> usize {
     i + t
         .get(i..)
         .and_then(|s| s.chars().next())
         .map_or(1, char::len_utf8)
+}
+
+/// The first character boundary at or after `i`.
+fn ceil_char(t: &str, mut i: usize) -> usize {
+    while i < t.len() && !t.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 /// Validates a candidate; returns the span to redact (possibly trimmed).
@@ -666,6 +933,27 @@ fn parses_as_iban(chars: &[u8]) -> bool {
 enum Sep {
     Dot,
     SpaceDash,
+}
+
+/// End of the digit run of a card candidate that ends at `end` (just after a
+/// digit): what `[0-9](?:(?:[ \-]{1,3}|\.)?[0-9])*` matches greedily.
+fn run_end(b: &[u8], mut end: usize) -> usize {
+    loop {
+        let sep = match b.get(end) {
+            Some(c) if c.is_ascii_digit() => 0,
+            Some(b'.') => 1,
+            Some(b' ' | b'-') => b[end..]
+                .iter()
+                .take(4)
+                .take_while(|&&c| c == b' ' || c == b'-')
+                .count(),
+            _ => return end,
+        };
+        if sep > 3 || !byte_at(b, Some(end + sep)).is_ascii_digit() {
+            return end;
+        }
+        end += sep + 1;
+    }
 }
 
 /// Reports every card in a digit run. Windows start and end on group

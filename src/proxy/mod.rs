@@ -25,6 +25,7 @@ pub mod uri;
 use crate::audit::Auditor;
 use crate::config::{Config, Integration};
 use crate::metrics::Metrics;
+use crate::signals::Signals;
 use client::UpstreamClient;
 use error::{Kind, Refusal};
 use http::HeaderValue;
@@ -44,6 +45,8 @@ pub struct Runtime {
     pub auditor: Auditor,
     /// Prometheus collectors.
     pub metrics: Arc<Metrics>,
+    /// Monitoring signal state (kept across reloads).
+    pub signals: Arc<Signals>,
     clients: Vec<UpstreamClient>,
     credentials: Vec<Mutex<Cached>>,
     id_prefix: u32,
@@ -75,6 +78,7 @@ impl Runtime {
         config: Arc<Config>,
         auditor: Auditor,
         metrics: Arc<Metrics>,
+        signals: Arc<Signals>,
     ) -> Result<Self, RuntimeError> {
         let clients = config
             .integrations
@@ -103,6 +107,7 @@ impl Runtime {
             config,
             auditor,
             metrics,
+            signals,
             clients,
             credentials,
             id_prefix: u32::from_le_bytes(prefix),

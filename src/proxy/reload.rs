@@ -63,8 +63,13 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
         .map_err(|d| d.to_string())
         .and_then(|c| {
             let c = Arc::new(c);
-            Runtime::new(c, current.auditor.clone(), current.metrics.clone())
-                .map_err(|e| e.to_string())
+            Runtime::new(
+                c,
+                current.auditor.clone(),
+                current.metrics.clone(),
+                current.signals.clone(),
+            )
+            .map_err(|e| e.to_string())
         });
     let event = Event::new("reload", None).with("trigger", trigger);
     match result {

@@ -8,6 +8,7 @@ use crate::audit;
 use crate::config;
 use crate::diag::Diagnostics;
 use crate::metrics::Metrics;
+use crate::signals::{self, Signals};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -73,6 +74,7 @@ pub async fn serve(
         config.clone(),
         auditor,
         metrics,
+        Arc::new(Signals::new()),
     )?));
     let proxy_listener = bind(config.listen).await?;
     let admin_listener = match config.admin {
@@ -98,6 +100,7 @@ pub async fn serve(
         hup,
         shutdown.clone(),
     ));
+    let daily = tokio::spawn(signals::daily(shared.clone(), shutdown.clone()));
     ready(bound);
     tracing::info!(proxy = %bound.proxy, "customs is serving.");
     let handler = move |req, conn| {
@@ -108,6 +111,7 @@ pub async fn serve(
     if let Some(task) = admin_task {
         let _ = task.await;
     }
+    let _ = daily.await;
     drop_runtime_and_wait(audit_task).await;
     Ok(())
 }

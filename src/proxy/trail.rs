@@ -119,6 +119,9 @@ impl Trail {
         let policies = &rt.config.policies;
         rt.metrics
             .crossing(&self.record, self.auth_failure, policies, upstream_secs);
+        rt.signals
+            .observe(&self.record, self.auth_failure, rt)
+            .await;
         if let Some(r) = &self.refusal {
             let side = if r.kind == super::error::Kind::ResponseRefused {
                 "response"

@@ -256,6 +256,12 @@ impl Proxy {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL ({e}): {l}")))
             .collect()
     }
+    /// The crossing records of an audit log: events (`reload`, signals)
+    /// share the chain but are left out here.
+    pub fn crossings(&self, rel: &str) -> Vec<serde_json::Value> {
+        let records = self.read_jsonl(rel).into_iter();
+        records.filter(|r| r.get("event").is_none()).collect()
+    }
     /// Service logs (stderr) so far.
     pub fn logs(&self) -> String {
         self.stderr.text()

@@ -1,0 +1,428 @@
+//! Monitoring signals (SPEC §4 events, §5 `customs_anomalies_total`).
+//!
+//! Each signal is three things at once: an audit event in the crossing log's
+//! chain (`event` = the kind), an increment of
+//! `customs_anomalies_total{integration,kind}` and a `warn` log line. None of
+//! them ever carries a payload value, a key or a secret: only config names
+//! (integration, route, client id), fixed enums, counts, dates and wildcarded
+//! field paths (key names, as in the crossing records' `unknown_fields`).
+//!
+//! - `upstream_credential_failing`: the upstream answered 401/403 to an
+//!   integration that injects a credential.
+//! - `volume_anomaly`: requests or body bytes in one window (a minute) above
+//!   `signals.volume_multiple` × the integration's moving baseline (an EWMA
+//!   of the previous windows, zeros included) once `signals.warmup` has passed
+//!   since start; and auth-failure bursts (at least
+//!   `signals.auth_failure_burst` in a window and above the multiple of their
+//!   baseline, also after the warm-up). Baselines have floors (1 request, 1 KiB) so a
+//!   silent integration does not fire on its first few requests.
+//! - `schema_drift`: for routes whose policy has an allow-list, a wildcarded
+//!   path outside it never seen before on that integration, route and
+//!   direction (since start).
+//! - `credential_expiring` / `idle_integration`: [`daily`] checks, at start
+//!   and then every 24 h; expiring = ends within 30 days and has not ended.
+//!
+//! A storm cannot flood the log: each signal repeats at most once per
+//! `signals.repeat_after` per integration and kind (and measure, or route and
+//! direction). State lives in one [`Signals`], created once by `serve` and
+//! kept across reloads; the hot path takes one mutex for a few integer
+//! updates and allocates only when a signal fires (or on an integration's
+//! first crossing).
+
+use crate::audit::{Crossing, Event};
+use crate::config::warnings::{SOON_DAYS, days_between, today_utc};
+use crate::config::{Config, SignalSettings};
+use crate::proxy::Runtime;
+use crate::proxy::auth::FailReason;
+use crate::proxy::server::Shared;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The upstream rejects the injected credential.
+pub const UPSTREAM_CREDENTIAL_FAILING: &str = "upstream_credential_failing";
+/// Traffic or auth failures far above the baseline.
+pub const VOLUME_ANOMALY: &str = "volume_anomaly";
+/// A field path never seen before.
+pub const SCHEMA_DRIFT: &str = "schema_drift";
+/// An integration or credential within 30 days of its end date.
+pub const CREDENTIAL_EXPIRING: &str = "credential_expiring";
+/// No traffic for `signals.idle_days`.
+pub const IDLE_INTEGRATION: &str = "idle_integration";
+
+/// How often the expiry and idleness checks run.
+pub const DAILY: Duration = Duration::from_secs(24 * 3600);
+
+/// Paths remembered per integration, route and direction (memory bound).
+const MAX_SEEN_PATHS: usize = 4096;
+/// Paths named in one `schema_drift` event; the rest follow in later ones.
+const MAX_EVENT_PATHS: usize = 32;
+/// Baseline floors: below them, a window is never anomalous.
+const FLOOR: [f64; 3] = [1.0, 1024.0, 0.0];
+/// Measures of a volume window.
+const MEASURES: [&str; 3] = ["requests", "bytes", "auth_failures"];
+
+/// Signal state shared by every runtime snapshot.
+pub struct Signals {
+    start: Instant,
+    started_at: jiff::Timestamp,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Window length the counters below use.
+    window: Duration,
+    volumes: HashMap<String, Volume>,
+    /// integration → route → [request, response].
+    schemas: HashMap<String, HashMap<String, [Seen; 2]>>,
+}
+
+/// One integration's traffic in the current window, and its baseline.
+#[derive(Default)]
+struct Volume {
+    window: u64,
+    counts: [u64; 3],
+    base: [f64; 3],
+    next: [Option<Instant>; 3],
+    credential_next: Option<Instant>,
+    last_seen: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Seen {
+    paths: HashSet<String>,
+    next: Option<Instant>,
+}
+
+impl Volume {
+    /// Closes the windows before `w` into the baseline.
+    fn roll(&mut self, w: u64, alpha: f64) {
+        if w <= self.window {
+            return;
+        }
+        let empty = i32::try_from(w - self.window - 1).unwrap_or(i32::MAX);
+        let decay = (1.0 - alpha).powi(empty);
+        for i in 0..3 {
+            let b = self.base[i] + alpha * (self.counts[i] as f64 - self.base[i]);
+            self.base[i] = b * decay;
+        }
+        self.counts = [0; 3];
+        self.window = w;
+    }
+}
+
+/// `true` (and the next allowed time set) when a rate-limited signal may fire.
+fn allow(next: &mut Option<Instant>, now: Instant, quiet: Duration) -> bool {
+    if next.is_some_and(|t| now < t) {
+        return false;
+    }
+    *next = Some(now + quiet);
+    true
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Signals {
+    /// Fresh state; "since start" for idleness means from now.
+    #[must_use]
+    pub fn new() -> Self {
+        Signals {
+            start: Instant::now(),
+            started_at: jiff::Timestamp::now(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes one finished crossing; raises (and awaits the audit of) any
+    /// signal it triggers. Called once per crossing by the trail.
+    pub async fn observe(&self, rec: &Crossing, auth_failure: Option<FailReason>, rt: &Runtime) {
+        let fired = self.check(rec, auth_failure, &rt.config, Instant::now());
+        for ev in fired {
+            emit(rt, ev).await;
+        }
+    }
+
+    /// The synchronous part of [`Self::observe`]: the events to raise.
+    fn check(
+        &self,
+        rec: &Crossing,
+        auth_failure: Option<FailReason>,
+        config: &Config,
+        now: Instant,
+    ) -> Vec<Event> {
+        let mut fired = Vec::new();
+        let Some(name) = rec.integration.as_deref() else {
+            return fired;
+        };
+        let s = config.signals;
+        let mut state = self.lock();
+        let w = self.window_index(now, s.window);
+        if state.window != s.window {
+            // New window length (a reload): old counters mean nothing.
+            state.window = s.window;
+            for v in state.volumes.values_mut() {
+                *v = Volume {
+                    window: w,
+                    last_seen: v.last_seen,
+                    ..Volume::default()
+                };
+            }
+        }
+        if !state.volumes.contains_key(name) {
+            let v = Volume {
+                window: w,
+                ..Volume::default()
+            };
+            state.volumes.insert(name.to_string(), v);
+        }
+        if let Some(v) = state.volumes.get_mut(name) {
+            self.volume(v, rec, auth_failure, &s, w, now, name, &mut fired);
+            let failing = matches!(rec.upstream_status, Some(401 | 403))
+                && config
+                    .integrations
+                    .iter()
+                    .any(|it| it.name == name && it.upstream.inject.is_some());
+            if failing && allow(&mut v.credential_next, now, s.repeat_after) {
+                let mut ev = Event::new(UPSTREAM_CREDENTIAL_FAILING, Some(name.to_string()));
+                if let Some(status) = rec.upstream_status {
+                    ev = ev.with("upstream_status", status);
+                }
+                if let Some(route) = &rec.route {
+                    ev = ev.with("route", route.as_str());
+                }
+                fired.push(ev);
+            }
+        }
+        if let Some(route) = rec.route.as_deref() {
+            let sides = [&rec.request, &rec.response];
+            for (i, side) in sides.into_iter().enumerate() {
+                let Some(side) = side else { continue };
+                if side.unknown_fields.is_empty() {
+                    continue;
+                }
+                let Some(seen) = seen_entry(&mut state, name, route, i) else {
+                    continue;
+                };
+                let mut fresh = side
+                    .unknown_fields
+                    .iter()
+                    .filter(|p| !seen.paths.contains(p.as_str()))
+                    .peekable();
+                if fresh.peek().is_none()
+                    || seen.paths.len() >= MAX_SEEN_PATHS
+                    || !allow(&mut seen.next, now, s.repeat_after)
+                {
+                    // Not marked as seen: reported once the quiet time is over.
+                    continue;
+                }
+                let room = MAX_SEEN_PATHS - seen.paths.len();
+                let paths: Vec<String> = fresh.take(MAX_EVENT_PATHS.min(room)).cloned().collect();
+                seen.paths.extend(paths.iter().cloned());
+                let ev = Event::new(SCHEMA_DRIFT, Some(name.to_string()))
+                    .with("route", route)
+                    .with("direction", if i == 0 { "request" } else { "response" })
+                    .with("policy", side.policy.as_str())
+                    .with("paths", paths);
+                fired.push(ev);
+            }
+        }
+        fired
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn volume(
+        &self,
+        v: &mut Volume,
+        rec: &Crossing,
+        auth_failure: Option<FailReason>,
+        s: &SignalSettings,
+        w: u64,
+        now: Instant,
+        name: &str,
+        fired: &mut Vec<Event>,
+    ) {
+        let warmup_windows = (s.warmup.as_nanos() / s.window.as_nanos().max(1)) as u64;
+        let alpha = 2.0 / (warmup_windows.max(1) as f64 + 1.0);
+        v.roll(w, alpha);
+        let bytes: u64 = [&rec.request, &rec.response]
+            .into_iter()
+            .flatten()
+            .map(|d| d.bytes_in)
+            .sum();
+        v.counts[0] += 1;
+        v.counts[1] += bytes;
+        if auth_failure.is_some() {
+            v.counts[2] += 1;
+        } else {
+            v.last_seen = Some(now);
+        }
+        let warmed = w >= warmup_windows;
+        for i in 0..3 {
+            let count = v.counts[i] as f64;
+            let limit = s.volume_multiple * v.base[i].max(FLOOR[i]);
+            let burst = i != 2 || v.counts[2] >= s.auth_failure_burst;
+            let over = warmed && burst && count > limit;
+            if over && allow(&mut v.next[i], now, s.repeat_after) {
+                let ev = Event::new(VOLUME_ANOMALY, Some(name.to_string()))
+                    .with("measure", MEASURES[i])
+                    .with("count", v.counts[i])
+                    .with("baseline", (v.base[i] * 100.0).round() / 100.0)
+                    .with("multiple", s.volume_multiple)
+                    .with(
+                        "window_ms",
+                        u64::try_from(s.window.as_millis()).unwrap_or(u64::MAX),
+                    );
+                fired.push(ev);
+            }
+        }
+    }
+
+    fn window_index(&self, now: Instant, window: Duration) -> u64 {
+        let elapsed = now.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(elapsed / window.as_nanos().max(1)).unwrap_or(u64::MAX)
+    }
+
+    /// Last crossing of `integration` with a successful (or no) authentication.
+    fn last_seen(&self, integration: &str) -> Option<jiff::Timestamp> {
+        let at = self.lock().volumes.get(integration)?.last_seen?;
+        let since = at.saturating_duration_since(self.start);
+        let span = jiff::SignedDuration::try_from(since).ok()?;
+        self.started_at.checked_add(span).ok()
+    }
+
+    /// The daily checks: `credential_expiring` and `idle_integration`.
+    pub fn daily_events(&self, config: &Config, usage: &crate::inventory::Usage) -> Vec<Event> {
+        let today = today_utc();
+        let now = jiff::Timestamp::now();
+        let mut out = Vec::new();
+        let expiring =
+            |it: &str, subject: &'static str, cred: Option<&str>, d: jiff::civil::Date| {
+                let days = days_between(today, d);
+                // Upcoming ends only: a past end date already refuses traffic
+                // (outcome `expired`) and is flagged by `customs check`.
+                (0 < days && days <= SOON_DAYS).then(|| {
+                    let mut ev = Event::new(CREDENTIAL_EXPIRING, Some(it.to_string()))
+                        .with("subject", subject)
+                        .with("expires", d.to_string())
+                        .with("days_left", days);
+                    if let Some(c) = cred {
+                        ev = ev.with("credential", c);
+                    }
+                    ev
+                })
+            };
+        let idle_secs = i64::from(config.signals.idle_days) * 86_400;
+        let rows = crate::inventory::rows(config, today, usage);
+        let parse = |t: Option<&String>| t.and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let idle =
+            |it: &str, subject: &'static str, cred: Option<&str>, last: Option<jiff::Timestamp>| {
+                let since = last.map_or(self.started_at, |t| t.max(self.started_at));
+                let quiet = now.as_second() - since.as_second();
+                (quiet >= idle_secs).then(|| {
+                    let mut ev = Event::new(IDLE_INTEGRATION, Some(it.to_string()))
+                        .with("subject", subject)
+                        .with("idle_days", config.signals.idle_days)
+                        .with("last_traffic", last.map(|t| format!("{t:.0}")))
+                        .with("since", format!("{since:.0}"));
+                    if let Some(c) = cred {
+                        ev = ev.with("credential", c);
+                    }
+                    ev
+                })
+            };
+        for it in &config.integrations {
+            out.extend(expiring(&it.name, "integration", None, it.expires));
+            for c in &it.clients {
+                if let Some(d) = c.expires {
+                    out.extend(expiring(&it.name, "client", Some(&c.id), d));
+                }
+            }
+            if let Some(d) = it.upstream.inject.as_ref().and_then(|i| i.expires) {
+                out.extend(expiring(&it.name, "upstream", Some("upstream"), d));
+            }
+            let row = rows.iter().find(|r| r.name == it.name);
+            let last = [
+                parse(row.and_then(|r| r.last_crossing.as_ref())),
+                self.last_seen(&it.name),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            out.extend(idle(&it.name, "integration", None, last));
+            for c in row.map(|r| r.clients.as_slice()).unwrap_or_default() {
+                out.extend(idle(
+                    &it.name,
+                    "client",
+                    Some(&c.id),
+                    parse(c.last_used.as_ref()),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn seen_entry<'a>(
+    state: &'a mut State,
+    name: &str,
+    route: &str,
+    side: usize,
+) -> Option<&'a mut Seen> {
+    // Lookups by &str: keys are allocated only when first inserted.
+    if !state.schemas.contains_key(name) {
+        state.schemas.insert(name.to_string(), HashMap::new());
+    }
+    let routes = state.schemas.get_mut(name)?;
+    if !routes.contains_key(route) {
+        routes.insert(route.to_string(), Default::default());
+    }
+    routes.get_mut(route)?.get_mut(side)
+}
+
+/// Raises one signal: metric, audit event (queued in chain order), log line.
+pub async fn emit(rt: &Runtime, ev: Event) {
+    let integration = ev.integration.as_deref().unwrap_or(crate::metrics::NONE);
+    rt.metrics
+        .anomalies
+        .with_label_values(&[integration, ev.event])
+        .inc();
+    let detail = serde_json::to_string(&ev.detail).unwrap_or_default();
+    let kind = ev.event;
+    let name = integration.to_string();
+    let queued = rt.auditor.event(ev).await.is_ok();
+    tracing::warn!(signal = kind, integration = %name, %detail, queued, "Monitoring signal raised.");
+}
+
+/// Runs the daily checks at start and then every [`DAILY`] until `shutdown`,
+/// on whatever configuration is live at the time.
+pub async fn daily(shared: Shared, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        {
+            let rt = shared.load_full();
+            let usage = rt.metrics.usage(&rt.config);
+            for ev in rt.signals.daily_events(&rt.config, &usage) {
+                emit(&rt, ev).await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(DAILY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

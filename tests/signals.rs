@@ -1,0 +1,248 @@
+//! Monitoring signals with the real binary: each one an audit event, a
+//! `customs_anomalies_total` increment and a log line — never a payload value.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Planted in payloads; must never reach the audit log or the service log.
+const CANARY: &str = "CANARY-VALUE-7731";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One integration `demo` at /demo; `upstream` and `signals` are YAML
+/// fragments (`""` for none), `expires` its end date.
+fn config(upstream_extra: &str, signals: &str, expires: &str, routes: &[&str]) -> String {
+    let mut c = format!(
+        r#"listen: {{ address: 127.0.0.1:0 }}
+admin: {{ address: 127.0.0.1:0 }}
+policies: policies/
+audit: {{ path: "{{dir}}/audit.jsonl" }}
+{signals}
+integrations:
+  - name: demo
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: {expires}
+    anonymous: true
+    upstream: {{ url: "{{upstream}}"{upstream_extra} }}
+    routes:
+"#
+    );
+    for r in routes {
+        c.push_str("      ");
+        c.push_str(r);
+        c.push('\n');
+    }
+    c
+}
+
+const GET_PASS: &str = "- { id: r, methods: [GET], path: /x, request: pass, response: pass }";
+
+fn events(proxy: &Proxy, kind: &str) -> Vec<serde_json::Value> {
+    proxy
+        .read_jsonl("audit.jsonl")
+        .into_iter()
+        .filter(|r| r["event"] == kind)
+        .collect()
+}
+
+/// Polls the audit log (bounded) until an event of `kind` is in it.
+fn wait_events(proxy: &Proxy, kind: &str) {
+    let deadline = Instant::now() + WAIT;
+    while events(proxy, kind).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} event in the audit log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of `customs_anomalies_total{integration="demo",kind=…}`.
+fn anomalies(proxy: &Proxy, kind: &str) -> f64 {
+    let text = proxy.admin("/metrics").text();
+    text.lines()
+        .filter(|l| l.starts_with("customs_anomalies_total{"))
+        .filter(|l| l.contains(&format!("kind=\"{kind}\"")) && l.contains("integration=\"demo\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn no_canary(proxy: &Proxy) {
+    assert!(
+        !proxy.read("audit.jsonl").contains(CANARY),
+        "payload value in the audit log"
+    );
+    assert!(
+        !proxy.logs().contains(CANARY),
+        "payload value in the service log"
+    );
+}
+
+#[test]
+fn upstream_401_to_an_injected_credential_is_signalled_once() {
+    let up = Upstream::json(401, &format!(r#"{{"error":"{CANARY}"}}"#));
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("token", "UPSTREAM-SECRET-123\n")
+        .start(
+            &config(
+                r#", inject: { header: Authorization, value: "Bearer ${file:token}" }"#,
+                "",
+                "2099-01-01",
+                &[GET_PASS],
+            ),
+            &[],
+        );
+    for _ in 0..3 {
+        let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    assert!(proxy.wait_logs(WAIT, |l| l.contains("upstream_credential_failing")));
+    let evs = events(&proxy, "upstream_credential_failing");
+    assert_eq!(evs.len(), 1, "rate-limited: {evs:?}");
+    assert_eq!(evs[0]["integration"], "demo");
+    assert_eq!(evs[0]["upstream_status"], 401);
+    assert_eq!(evs[0]["route"], "r");
+    assert_eq!(anomalies(&proxy, "upstream_credential_failing"), 1.0);
+    no_canary(&proxy);
+    assert!(!proxy.read("audit.jsonl").contains("UPSTREAM-SECRET"));
+    assert!(!proxy.logs().contains("UPSTREAM-SECRET"));
+}
+
+#[test]
+fn upstream_401_without_injected_credential_is_not_a_signal() {
+    let up = Upstream::json(401, "{}");
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("", "", "2099-01-01", &[GET_PASS]), &[]);
+    let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
+    assert_eq!(r.status, 401);
+    // The record is written before the response is released.
+    assert!(events(&proxy, "upstream_credential_failing").is_empty());
+    assert_eq!(anomalies(&proxy, "upstream_credential_failing"), 0.0);
+}
+
+#[test]
+fn burst_after_warmup_is_a_volume_anomaly() {
+    let up = Upstream::json(200, r#"{"ok":true}"#);
+    let signals = "signals: { window: 100ms, warmup: 400ms, volume_multiple: 5 }";
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("", signals, "2099-01-01", &[GET_PASS]), &[]);
+    // Warm-up is time itself: a request per window, no signal yet.
+    let warm_until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < warm_until {
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &[], b"").status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        events(&proxy, "volume_anomaly").is_empty(),
+        "fired during warm-up"
+    );
+    let mut sent = 0;
+    while !proxy.logs().contains("volume_anomaly") {
+        assert!(sent < 2000, "no volume_anomaly after {sent} requests");
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &[], b"").status, 200);
+        sent += 1;
+    }
+    let evs = events(&proxy, "volume_anomaly");
+    assert!(!evs.is_empty());
+    assert_eq!(evs[0]["integration"], "demo");
+    assert!(evs[0]["count"].as_u64().is_some_and(|n| n > 5), "{evs:?}");
+    assert!(anomalies(&proxy, "volume_anomaly") >= 1.0);
+}
+
+const STRICT: &str = "policy: strict\nbody:\n  allow: ['$.id', '$.items[*].name']\n";
+
+#[test]
+fn new_field_outside_the_allow_list_is_schema_drift_once() {
+    let body = format!(
+        r#"{{"id":1,"items":[{{"name":"a","extra":"{CANARY}"}}],"added":{{"note":"{CANARY}"}}}}"#
+    );
+    let up = Upstream::json(200, &body);
+    let route = "- { id: r, methods: [GET], path: /x, request: pass, response: strict }";
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &config("", "", "2099-01-01", &[route]),
+        &[("strict.yaml", STRICT)],
+    );
+    for _ in 0..3 {
+        let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains(CANARY), "dropped by the allow-list");
+    }
+    assert!(proxy.wait_logs(WAIT, |l| l.contains("schema_drift")));
+    let evs = events(&proxy, "schema_drift");
+    assert_eq!(evs.len(), 1, "once, not per request: {evs:?}");
+    let ev = &evs[0];
+    assert_eq!(ev["route"], "r");
+    assert_eq!(ev["direction"], "response");
+    assert_eq!(ev["policy"], "strict");
+    let paths: Vec<&str> = ev["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(paths.iter().any(|p| p.contains("added")), "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.contains("[*]") && p.contains("extra")),
+        "wildcarded: {paths:?}"
+    );
+    assert_eq!(anomalies(&proxy, "schema_drift"), 1.0);
+    no_canary(&proxy);
+}
+
+#[test]
+fn expiring_integration_and_idle_client_are_signalled_at_start() {
+    let soon = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(10))
+        .expect("date");
+    let up = Upstream::json(200, "{}");
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &config(
+            "",
+            "signals: { idle_days: 0 }",
+            &soon.to_string(),
+            &[GET_PASS],
+        ),
+        &[],
+    );
+    // Daily-check events are queued, not awaited: poll the log file.
+    wait_events(&proxy, "credential_expiring");
+    wait_events(&proxy, "idle_integration");
+    let evs = events(&proxy, "credential_expiring");
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0]["integration"], "demo");
+    assert_eq!(evs[0]["subject"], "integration");
+    assert_eq!(evs[0]["days_left"], 10);
+    assert_eq!(evs[0]["expires"], soon.to_string());
+    let idle = events(&proxy, "idle_integration");
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert_eq!(idle[0]["subject"], "integration");
+    assert!(idle[0]["last_traffic"].is_null(), "no traffic since start");
+    assert_eq!(anomalies(&proxy, "credential_expiring"), 1.0);
+    assert_eq!(anomalies(&proxy, "idle_integration"), 1.0);
+}
+
+#[test]
+fn healthy_integration_raises_no_daily_signal() {
+    let up = Upstream::json(200, "{}");
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("", "", "2099-01-01", &[GET_PASS]), &[]);
+    assert_eq!(send(&proxy.url(), "GET", "/demo/x", &[], b"").status, 200);
+    let records = proxy.read_jsonl("audit.jsonl");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.get("event").is_none_or(|e| e == "reload")),
+        "{records:?}"
+    );
+}
