@@ -163,3 +163,36 @@ fn a_log_that_cannot_be_written_refuses_traffic_with_503() {
     }
     assert_eq!(up.hits(), hits, "nothing crosses while the log is failing");
 }
+
+#[test]
+fn a_caller_that_disconnects_still_leaves_one_record() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let up = Upstream::start(UpstreamOpts::new().raw_steps(vec![RawStep::Hang]));
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("{dir}/audit.jsonl"), &[("strict.yaml", STRICT)]);
+    let mut caller = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    caller
+        .write_all(b"GET /live/ok HTTP/1.1\r\nHost: customs\r\nX-Api-Key: cst_outcomes_key\r\n\r\n")
+        .expect("send");
+    // The request is in flight once the upstream holds it; then the caller leaves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.hits() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(up.hits(), 1);
+    drop(caller);
+    let mut records = Vec::new();
+    while records.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        records = proxy.crossings("audit.jsonl");
+    }
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], 499);
+    assert_eq!(records[0]["outcome"], "rejected");
+    assert_eq!(
+        records[0]["reason"],
+        "client disconnected before the response"
+    );
+}

@@ -30,7 +30,7 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> ProxyResponse {
-    let mut trail = Trail::start(&req, rt.next_request_id());
+    let mut trail = Trail::start(&req, &rt);
     let response = match cross(&rt, &conn, req, &mut trail).await {
         Ok(response) => response,
         Err(refusal) => {

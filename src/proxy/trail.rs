@@ -11,10 +11,10 @@ use crate::audit::record::{Crossing, Direction};
 use crate::config::OnFailure;
 use crate::policy::{Mode, Outcome as PolicyOutcome, Policy};
 use http::Request;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Decisions of one crossing so far.
-#[derive(Debug)]
 pub struct Trail {
     /// Id given to the request.
     pub request_id: String,
@@ -30,13 +30,17 @@ pub struct Trail {
     method: String,
     record: Crossing,
     refusal: Option<Refusal>,
+    /// Held until the record is written; if the caller goes away first the
+    /// trail is dropped unfinished and still leaves its one record.
+    guard: Option<Arc<Runtime>>,
 }
 
 impl Trail {
     /// Starts the trail of a request.
-    pub fn start<B>(req: &Request<B>, request_id: String) -> Self {
+    pub fn start<B>(req: &Request<B>, rt: &Arc<Runtime>) -> Self {
         Trail {
-            request_id,
+            guard: Some(rt.clone()),
+            request_id: rt.next_request_id(),
             path: req.uri().path().to_string(),
             upstream_status: None,
             auth_failure: None,
@@ -101,27 +105,41 @@ impl Trail {
     /// Writes the audit record; returns the response to release (503 when
     /// the record cannot be written and `on_failure: refuse`).
     pub async fn finish(mut self, rt: &Runtime, response: ProxyResponse) -> ProxyResponse {
+        self.guard = None;
         let outcome = match &self.refusal {
             Some(r) => r.kind.answer().2,
             None => Outcome::Forwarded,
         };
-        self.record.ts = crate::audit::timestamp();
-        self.record.request_id = self.request_id.clone();
-        self.record.method = self.method;
-        self.record.path = elide_query_values(&self.path);
-        self.record.status = response.status().as_u16();
-        self.record.upstream_status = self.upstream_status;
-        self.record.outcome = outcome.as_str();
-        self.record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
-        self.record.duration_us =
-            u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let record = self.seal(rt, response.status().as_u16(), outcome);
+        rt.signals.observe(&record, self.auth_failure, rt).await;
+        match rt.auditor.record(record).await {
+            Err(_) if rt.config.audit.on_failure == OnFailure::Refuse => {
+                Refusal::new(super::error::Kind::AuditUnavailable, "audit write failed")
+                    .response(&self.request_id)
+            }
+            _ => response,
+        }
+    }
+
+    /// Completes the record and counts the crossing in the metrics.
+    fn seal(&mut self, rt: &Runtime, status: u16, outcome: Outcome) -> Crossing {
+        let mut record = std::mem::take(&mut self.record);
+        record.ts = crate::audit::timestamp();
+        record.request_id = self.request_id.clone();
+        record.method = std::mem::take(&mut self.method);
+        record.path = elide_query_values(&self.path);
+        record.status = status;
+        record.upstream_status = self.upstream_status;
+        record.outcome = outcome.as_str();
+        record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
+        record.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let upstream_secs = self.upstream_elapsed.map(|d| d.as_secs_f64());
-        let policies = &rt.config.policies;
-        rt.metrics
-            .crossing(&self.record, self.auth_failure, policies, upstream_secs);
-        rt.signals
-            .observe(&self.record, self.auth_failure, rt)
-            .await;
+        rt.metrics.crossing(
+            &record,
+            self.auth_failure,
+            &rt.config.policies,
+            upstream_secs,
+        );
         if let Some(r) = &self.refusal {
             let side = if r.kind == super::error::Kind::ResponseRefused {
                 "response"
@@ -129,15 +147,28 @@ impl Trail {
                 "request"
             };
             rt.metrics
-                .refusal(self.record.integration.as_deref(), side, r.kind.answer().1);
+                .refusal(record.integration.as_deref(), side, r.kind.answer().1);
         }
-        let written = rt.auditor.record(self.record).await;
-        match written {
-            Err(_) if rt.config.audit.on_failure == OnFailure::Refuse => {
-                Refusal::new(super::error::Kind::AuditUnavailable, "audit write failed")
-                    .response(&self.request_id)
-            }
-            _ => response,
+        record
+    }
+}
+
+/// Status recorded when the caller disconnected before the response (the
+/// convention nginx uses; it is never sent).
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Trail {
+    fn drop(&mut self) {
+        let Some(rt) = self.guard.take() else { return };
+        self.refusal = Some(Refusal::new(
+            super::error::Kind::BadRequest,
+            "client disconnected before the response",
+        ));
+        let record = self.seal(&rt, CLIENT_CLOSED, Outcome::Rejected);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = rt.auditor.record(record).await;
+            });
         }
     }
 }
