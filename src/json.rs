@@ -76,6 +76,7 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> 
     let ctx = Ctx {
         max_depth: max_depth.min(MAX_DEPTH),
         fault: Cell::new(None),
+        sizes: std::array::from_fn(|_| Cell::new(0)),
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = ValueSeed {
@@ -134,7 +135,15 @@ enum Fault {
 struct Ctx {
     max_depth: usize,
     fault: Cell<Option<Fault>>,
+    /// Per depth, the size of the last object read there: objects in an array
+    /// usually share a shape, so the next one at that depth is allocated at
+    /// that size instead of growing (and rehashing) from empty.
+    sizes: [Cell<u8>; MAX_DEPTH + 1],
 }
+
+/// Objects are pre-sized to at most this many entries (a bound on what an
+/// object of a few bytes can allocate).
+const SIZE_HINT_MAX: u8 = 16;
 
 impl Ctx {
     /// Records a rule violation and returns the error that aborts the parse
@@ -281,7 +290,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             }
         };
         let child = self.enter()?;
-        let mut object = Map::new();
+        let size = self.ctx.sizes.get(self.depth);
+        let mut object = Map::with_capacity(size.map_or(0, |n| usize::from(n.get())));
         loop {
             let value = map.next_value_seed(child)?;
             if object.insert(key, value).is_some() {
@@ -290,7 +300,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             key = match map.next_key_seed(keys)? {
                 Some(Key::Payload(next)) => next,
                 Some(Key::Number) => return Err(de::Error::custom("unexpected number token")),
-                None => return Ok(Value::Object(object)),
+                None => {
+                    if let Some(size) = size {
+                        size.set(
+                            u8::try_from(object.len())
+                                .map_or(SIZE_HINT_MAX, |n| n.min(SIZE_HINT_MAX)),
+                        );
+                    }
+                    return Ok(Value::Object(object));
+                }
             };
         }
     }
@@ -403,6 +421,19 @@ mod tests {
             serde_json::to_string(&value).expect("serialises"),
             r#"[{"b":[true,false,null,"x\u0000y",{"c":{}}],"a":-12.5e-3},[],0,"é"]"#
         );
+    }
+
+    #[test]
+    fn objects_of_varying_sizes_round_trip_after_size_hints() {
+        let wide: String = (0..40).map(|i| format!(r#""k{i}":{i},"#)).collect();
+        let text = format!(
+            r#"[{{"a":1,"b":2}},{{}},{{{}"z":0}},{{"a":{{"x":[{{"y":1}},{{"y":2,"w":3}}]}}}},{{"a":1,"a2":2,"a3":3}}]"#,
+            wide
+        );
+        let value = parse(&text).expect("parses");
+        assert_eq!(serde_json::to_string(&value).expect("serialises"), text);
+        let dup = r#"[{"a":1,"b":2,"c":3},{"a":1,"a":2}]"#;
+        assert!(matches!(parse(dup), Err(JsonError::DuplicateKey { .. })));
     }
 
     #[test]

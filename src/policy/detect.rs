@@ -25,20 +25,33 @@
 //! maps back to the original bytes it came from, so the whole original span is
 //! replaced.
 //!
-//! One pass: every pattern of the rule (both email shapes, the other built-in
-//! candidates and the custom patterns) is compiled into one multi-pattern
-//! automaton, and each string is scanned once with it; the pattern id of a
-//! match says which detector validates it. Candidates of different detectors
-//! may overlap (a rejected SSN-shaped candidate must not hide a card that
-//! starts at the same digit), so after each candidate the scan restarts one
-//! character after its start, and the other detectors that may start with the
-//! same byte are tried anchored at that position. Per-detector cursors skip a
-//! detector's own re-matches inside a candidate it already handled. Candidate
-//! lengths are bounded where that matters (a card candidate is at most 19
-//! digits, then extended to its whole digit run by hand; an email candidate
-//! starts after a non-local character), so the restarts stay linear. A
-//! byte-statistics pre-filter skips strings that cannot hold any built-in
-//! match (too few digits, no `@`, no `eyJ`, ...).
+//! One pass: every candidate pattern of the rule (built-in and custom) is
+//! compiled into one multi-pattern automaton (`regex_automata::meta::Regex`),
+//! and each string is scanned once with it; the pattern id of a match says
+//! which detector validates it. Candidates of different detectors may overlap
+//! (a rejected email-shaped candidate must not hide the SSN inside it, a card
+//! and an SSN may start at the same digit), so:
+//! - the other patterns that may start with the same bytes are tried anchored
+//!   where a candidate starts;
+//! - after a candidate the scan resumes at its start, unless it is a redacted
+//!   span inside which no other candidate can start and reach past its end
+//!   (decided from the bytes each pattern can start with and contain);
+//! - per-detector cursors skip a detector's own re-matches inside a candidate
+//!   it already handled.
+//!
+//! Most candidates must follow a character their validator accepts before them
+//! (an SSN, phone, IPv4 or card after no digit, an AWS key after no upper-case
+//! letter or digit, an email local part after a character it cannot contain),
+//! which the automaton checks itself: it then neither starts candidates inside
+//! numbers and words nor re-matches their tails. The automaton is kept small
+//! (few byte classes and states, so its tables stay in cache): a card
+//! candidate is 13 digits, extended to its whole digit run by hand; an email
+//! candidate takes any non-ASCII character for a word character and is narrowed
+//! to the exact candidate by hand; private keys and AWS keys are found by their
+//! shape (`-----…-----`, `A` and 19 more) and their exact prefix is checked by
+//! hand. A byte-statistics pre-filter
+//! skips strings that cannot hold any match (too few digits, no `@`, no `eyJ`,
+//! none of the bytes a custom pattern starts with, ...).
 //!
 //! Judgement calls and residual risks:
 //! - SSNs without separators (`078051120`) and phone numbers without separators
@@ -62,6 +75,8 @@
 use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid::dfa::DFA;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::look::LookMatcher;
+use regex_automata::util::primitives::StateID;
 use regex_automata::util::{start, syntax};
 use regex_automata::{Anchored, Input, MatchKind, PatternID, meta};
 use std::borrow::Cow;
@@ -156,57 +171,91 @@ impl Detector {
 /// What a pattern's match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// An email candidate at the start of the text (`lead: false`), or after
-    /// one character that cannot be in a local part (`lead: true`, that
-    /// character is not part of the candidate).
-    Email { lead: bool },
-    /// A card candidate: the start of a digit run of 13+ digits (bounded to 19
-    /// in the pattern, extended to the whole run by hand).
+    /// An email candidate.
+    Email,
+    /// A card candidate: the start of a digit run of 13+ digits (13 in the
+    /// pattern, extended to the whole run by hand).
     Card,
     /// A short candidate validated by the detector. A rejected one may hide a
     /// valid match of the same detector that starts inside it: retried there.
     Checked(Detector),
-    /// Redacted as matched (JWT, private key, custom patterns).
+    /// Redacted as matched (JWT, custom patterns).
     Shape,
+    /// A PEM-style header, validated and extended to its END line (or the
+    /// end of the text) by `private_key`.
+    Key,
 }
 
-/// Built-in candidate patterns, run on the normalised (ASCII-folded) view, in
-/// the automaton's priority order (which only decides which of several
-/// candidates starting at one position the scan reports first; the others are
-/// then tried anchored). Cards come late: they start wherever SSNs, phones and
-/// IPv4s start, and are reported most often.
-const PATTERNS: [(Detector, Kind, &str); 10] = [
+/// Built-in candidates, run on the normalised (ASCII-folded) view, in the
+/// automaton's priority order (which only decides which of several candidates
+/// starting at one position the scan reports first; the others are then tried
+/// anchored there): (detector, kind, lead, candidate).
+///
+/// A candidate with a lead starts at the start of the text or right after a
+/// character of the lead class (that character is not part of it). The lead
+/// class holds every character the validator accepts before a candidate (a
+/// card run starts after a non-digit, an SSN, phone or IPv4 after no digit, an
+/// AWS key after no upper-case letter or digit, an email local part after a
+/// character that cannot be in it), so nothing is lost; in exchange the scan
+/// neither starts candidates inside numbers and words nor re-matches their tails.
+const CANDIDATES: [(Detector, Kind, Option<&str>, &str); 9] = [
+    // `[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+` with every non-ASCII character
+    // taken for a word character (exact Unicode `\w` has over a hundred byte
+    // classes, which slows the whole automaton); `exact_email` then finds
+    // the exact candidate inside the match.
     (
-        Detector::Jwt,
-        Kind::Shape,
-        r"eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+){0,2}",
-    ),
-    (
-        Detector::AwsAccessKey,
-        Kind::Checked(Detector::AwsAccessKey),
-        r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
-    ),
-    (
-        Detector::PrivateKey,
-        Kind::Shape,
+        Detector::Email,
+        Kind::Email,
+        Some(r"[^A-Za-z0-9_.%+'\-\x{80}-\x{10FFFF}]"),
         concat!(
-            r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)",
-            r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            r"[A-Za-z0-9_.%+'\-\x{80}-\x{10FFFF}]+@[A-Za-z0-9_\-\x{80}-\x{10FFFF}]+",
+            r"(?:\.[A-Za-z0-9_\-\x{80}-\x{10FFFF}]+)+",
         ),
     ),
     (
         Detector::Iban,
         Kind::Checked(Detector::Iban),
+        None,
         r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}",
+    ),
+    (
+        Detector::Jwt,
+        Kind::Shape,
+        None,
+        r"eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+){0,2}",
+    ),
+    // Any PEM-style header; `private_key` checks it and finds the end. (The
+    // words of the exact header would split the byte classes further.)
+    (
+        Detector::PrivateKey,
+        Kind::Key,
+        None,
+        r"-----[ A-Z0-9]+-----",
+    ),
+    // Any 20-character upper-case token starting with A; `aws_key` checks
+    // the prefix.
+    (
+        Detector::AwsAccessKey,
+        Kind::Checked(Detector::AwsAccessKey),
+        Some(r"[^A-Z0-9]"),
+        r"A[A-Z0-9]{19}",
     ),
     (
         Detector::UsSsn,
         Kind::Checked(Detector::UsSsn),
+        Some(r"[^0-9]"),
         r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
+    ),
+    (
+        Detector::Ipv4,
+        Kind::Checked(Detector::Ipv4),
+        Some(r"[^0-9A-Za-z_]"),
+        r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
     ),
     (
         Detector::Phone,
         Kind::Checked(Detector::Phone),
+        Some(r"[^0-9]"),
         concat!(
             r"\+ ?[1-9][0-9 \-.()]{5,30}[0-9]",
             r"|(?:1[ \-.])?(?:\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}",
@@ -214,32 +263,73 @@ const PATTERNS: [(Detector, Kind, &str); 10] = [
         ),
     ),
     (
-        Detector::Ipv4,
-        Kind::Checked(Detector::Ipv4),
-        r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
-    ),
-    (
         Detector::CreditCard,
         Kind::Card,
-        r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12,18}",
-    ),
-    // A local part starts at the text start or after a character that cannot
-    // be in it, so the scan never re-matches the tail of a long local part.
-    (
-        Detector::Email,
-        Kind::Email { lead: false },
-        r"^[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
-    ),
-    (
-        Detector::Email,
-        Kind::Email { lead: true },
-        r"[^\w.%+'\-][\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+",
+        Some(r"[^0-9]"),
+        r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12}",
     ),
 ];
 
-/// The first bytes each built-in pattern can start with, computed once per process.
-static BUILTIN_STARTS: LazyLock<Vec<Starts>> =
-    LazyLock::new(|| Starts::of(&PATTERNS.map(|(_, _, src)| src)));
+/// One pattern of the automaton.
+#[derive(Debug, Clone)]
+struct Pat {
+    /// Index into the redactor's entries.
+    entry: usize,
+    kind: Kind,
+    /// The match starts with one lead character that is not part of the candidate.
+    lead: bool,
+    starts: Starts,
+    /// The bytes a candidate can contain and end with.
+    alphabet: Bytes,
+}
+
+/// A built-in pattern: detector, what it means, its source.
+struct Builtin {
+    detector: Detector,
+    pat: Pat,
+    source: String,
+}
+
+/// The built-in patterns in priority order, each candidate with a lead as two
+/// patterns (at the start of the text; after a lead character), with the
+/// bytes they can start with, computed once per process.
+static BUILTINS: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    for (detector, kind, lead, body) in CANDIDATES {
+        let mut push = |lead: bool, source: String| {
+            out.push(Builtin {
+                detector,
+                pat: Pat {
+                    entry: 0,
+                    kind,
+                    lead,
+                    starts: Starts::ANY,
+                    alphabet: alphabet(body),
+                },
+                source,
+            })
+        };
+        match lead {
+            None => push(false, body.to_owned()),
+            Some(class) => {
+                push(false, format!("^(?:{body})"));
+                push(true, format!("{class}(?:{body})"));
+            }
+        }
+    }
+    let sources: Vec<&str> = out.iter().map(|b| b.source.as_str()).collect();
+    let starts = Starts::of(&sources);
+    let bodies: Vec<&str> = CANDIDATES.iter().map(|c| c.3).collect();
+    let body_starts = Starts::of(&bodies);
+    for (b, s) in out.iter_mut().zip(starts) {
+        b.pat.starts = s;
+        if b.pat.lead {
+            let i = CANDIDATES.iter().position(|c| c.0 == b.detector);
+            b.pat.starts.then = i.and_then(|i| body_starts.get(i)).map(|s| s.inner);
+        }
+    }
+    out
+});
 
 /// Restarts inside a redacted JWT, private key or custom match this long or
 /// longer skip to its last `TAIL` bytes. Longer than any bounded candidate
@@ -284,20 +374,39 @@ pub struct Redactor {
     entries: Vec<Entry>,
 }
 
-/// One pattern of the automaton.
-#[derive(Debug, Clone)]
-struct Pat {
-    /// Index into `entries`.
-    entry: usize,
-    kind: Kind,
-    starts: Starts,
-}
-
 #[derive(Debug, Clone)]
 struct Entry {
     /// `None` for a custom pattern.
     detector: Option<Detector>,
     label: String,
+    /// The bytes a match can start with (custom patterns: for the pre-filter).
+    starts: Needles,
+}
+
+/// A set of bytes to look for in a text: a few, each found with `memchr`, or
+/// any number, tested byte by byte.
+#[derive(Debug, Clone)]
+enum Needles {
+    Few(Vec<u8>),
+    Many(ByteSet),
+}
+
+impl Needles {
+    fn of(set: ByteSet) -> Needles {
+        let bytes: Vec<u8> = (0..=u8::MAX).filter(|&c| set.has(c)).collect();
+        if bytes.len() <= 3 {
+            Needles::Few(bytes)
+        } else {
+            Needles::Many(set)
+        }
+    }
+
+    fn any_in(&self, hay: &[u8]) -> bool {
+        match self {
+            Needles::Few(bytes) => bytes.iter().any(|c| hay.contains(c)),
+            Needles::Many(set) => hay.iter().any(|&c| set.has(c)),
+        }
+    }
 }
 
 impl Redactor {
@@ -313,6 +422,7 @@ impl Redactor {
                 entries.push(Entry {
                     detector: Some(d),
                     label: d.label().to_owned(),
+                    starts: Needles::Many(ByteSet::ALL),
                 });
             }
         }
@@ -322,27 +432,37 @@ impl Redactor {
             entries.push(Entry {
                 detector: None,
                 label,
+                starts: Needles::Many(ByteSet::ALL),
             });
         }
         let mut pats = Vec::new();
         let mut sources = Vec::new();
-        for (&(d, kind, src), &starts) in PATTERNS.iter().zip(BUILTIN_STARTS.iter()) {
-            if let Some(entry) = entries.iter().position(|e| e.detector == Some(d)) {
-                pats.push(Pat {
-                    entry,
-                    kind,
-                    starts,
-                });
-                sources.push(src);
+        for b in BUILTINS.iter() {
+            if let Some(entry) = entries.iter().position(|e| e.detector == Some(b.detector)) {
+                pats.push(Pat { entry, ..b.pat });
+                sources.push(b.source.as_str());
             }
         }
         let custom_sources: Vec<&str> = custom.iter().map(|(_, src)| src.as_str()).collect();
         let first_custom = entries.len() - custom.len();
         for (i, starts) in Starts::of(&custom_sources).into_iter().enumerate() {
+            if let Some(e) = entries.get_mut(first_custom + i) {
+                let mut any = starts.first;
+                any.union(starts.inner);
+                e.starts = Needles::of(any);
+            }
             pats.push(Pat {
                 entry: first_custom + i,
                 kind: Kind::Shape,
+                lead: false,
                 starts,
+                alphabet: custom_sources.get(i).map_or(
+                    Bytes {
+                        all: ByteSet::ALL,
+                        last: ByteSet::ALL,
+                    },
+                    |src| alphabet(src),
+                ),
             });
         }
         sources.extend(custom_sources);
@@ -375,7 +495,7 @@ impl Redactor {
     fn plausible(&self, t: &str) -> bool {
         let mut stats = None;
         self.entries.iter().any(|e| match e.detector {
-            None => true,
+            None => e.starts.any_in(t.as_bytes()),
             Some(d) => d.plausible(stats.get_or_insert_with(|| Stats::of(t))),
         })
     }
@@ -396,36 +516,36 @@ impl Redactor {
                 &mut large
             }
         };
-        let b = t.as_bytes();
         let mut at = 0;
         while at < t.len() {
             let Some(m) = re.search(&Input::new(t).range(at..)) else {
                 break;
             };
             let (s, first) = (m.start(), m.pattern().as_usize());
-            let mut next = next_char(t, s).max(self.take(t, first, m.range(), cursor, &mut spans));
+            let mut resume = self.take(t, first, m.range(), cursor, &mut spans);
             // The scan reports the first pattern (in priority order) that
             // matches at `s`; later ones may match there too.
-            let byte = b.get(s).copied().unwrap_or(0);
             for (k, pat) in self.pats.iter().enumerate().skip(first + 1) {
-                if cursor.get(pat.entry).is_some_and(|&c| c > s) || !pat.starts.may(byte, s == 0) {
+                if cursor.get(pat.entry).is_some_and(|&c| c > s) || !pat.starts.may(t, s) {
                     continue;
                 }
                 let anchored = Input::new(t)
                     .range(s..)
                     .anchored(Anchored::Pattern(PatternID::new_unchecked(k)));
                 if let Some(m) = re.search(&anchored) {
-                    next = next.max(self.take(t, k, m.range(), cursor, &mut spans));
+                    resume = resume.min(self.take(t, k, m.range(), cursor, &mut spans));
                 }
             }
-            at = next;
+            at = resume.max(next_char(t, s));
         }
         spans
     }
 
-    /// Handles a match of pattern `k`: validates the candidate, pushes its
-    /// spans and moves the entry's cursor. Returns where the scan may resume
-    /// at the earliest (0: one character after the match start).
+    /// Handles a match `r` of pattern `k`: validates the candidate (the match
+    /// without its lead character), pushes its spans and moves the entry's
+    /// cursor. Returns where the scan has to resume for this candidate's sake:
+    /// its start, or past a redacted span inside which no other detector can
+    /// start a match that reaches out of it.
     fn take(
         &self,
         t: &str,
@@ -435,59 +555,104 @@ impl Redactor {
         out: &mut Vec<Span>,
     ) -> usize {
         let Some(pat) = self.pats.get(k) else {
-            return 0;
+            return r.end;
         };
         let (entry, b) = (pat.entry, t.as_bytes());
-        let Some(cur) = cursor.get_mut(entry) else {
-            return 0;
+        let start = if pat.lead {
+            next_char(t, r.start)
+        } else {
+            r.start
         };
+        let r = start..r.end;
+        let Some(cur) = cursor.get_mut(entry) else {
+            return start;
+        };
+        let mut found = None;
         match pat.kind {
             // Distinct email candidates start at distinct local-part starts;
             // no cursor is needed.
-            Kind::Email { lead } => {
-                let local = if lead { next_char(t, r.start) } else { r.start };
-                if let Some(found) = email(t, local..r.end) {
-                    out.push(Span {
-                        range: found,
-                        entry,
-                    });
-                }
-                0
-            }
-            Kind::Card if r.start >= *cur => {
-                let run = r.start..run_end(b, r.end);
+            Kind::Email => found = exact_email(t, r.clone()).and_then(|r| email(t, r)),
+            Kind::Card if start >= *cur => {
+                let run = start..run_end(b, r.end);
                 *cur = run.end;
-                card_spans(b, run, &mut |c| out.push(Span { range: c, entry }));
-                0
-            }
-            Kind::Checked(d) if r.start >= *cur => {
-                let retry = next_char(t, r.start);
-                *cur = match validate(d, t, r) {
-                    Some(found) => {
-                        let end = found.end.max(retry);
-                        out.push(Span {
-                            range: found,
-                            entry,
-                        });
-                        end
-                    }
-                    None => retry,
-                };
-                0
-            }
-            Kind::Shape => {
-                if r.start >= *cur {
-                    *cur = r.end.max(next_char(t, r.start));
-                    if !r.is_empty() {
-                        out.push(Span { range: r, entry });
-                    }
+                let before = out.len();
+                card_spans(b, run.clone(), &mut |c| out.push(Span { range: c, entry }));
+                // Other candidates may start inside the run (phones, SSNs)
+                // unless it is one card, redacted whole.
+                let whole = out.len() == before + 1 && out.last().is_some_and(|s| s.range == run);
+                if whole && self.sealed(t, entry, &run) {
+                    return run.end;
                 }
-                // Within a long redacted span only matches that can reach past
-                // its end matter; skip the rest instead of re-scanning it.
-                ceil_char(t, cur.saturating_sub(TAIL))
             }
-            Kind::Card | Kind::Checked(_) => 0,
+            Kind::Checked(d) if start >= *cur => {
+                let retry = next_char(t, start);
+                found = validate(d, t, r.clone());
+                *cur = found.as_ref().map_or(retry, |f| f.end.max(retry));
+            }
+            Kind::Shape | Kind::Key => {
+                if start >= *cur {
+                    let found = match pat.kind {
+                        Kind::Key => private_key(t, r.clone()),
+                        _ => Some(r.clone()).filter(|r| !r.is_empty()),
+                    };
+                    let Some(range) = found else {
+                        *cur = next_char(t, start);
+                        return start;
+                    };
+                    *cur = range.end.max(next_char(t, start));
+                    out.push(Span { range, entry });
+                }
+                // The rest of this entry's span from here on.
+                let span = start..*cur;
+                if self.sealed(t, entry, &span) {
+                    return span.end;
+                }
+                // Within a long redacted span only matches that could reach
+                // past its end matter: skip to its last bytes.
+                return ceil_char(t, span.end.saturating_sub(TAIL)).max(start);
+            }
+            Kind::Card | Kind::Checked(_) => {}
         }
+        match found {
+            Some(range) => {
+                let resume = if range.start == start && self.sealed(t, entry, &range) {
+                    range.end
+                } else {
+                    start
+                };
+                out.push(Span { range, entry });
+                resume
+            }
+            None => start,
+        }
+    }
+
+    /// Whether no other candidate can start inside the span `r` of `entry`
+    /// and reach past its end: none can contain the byte after the span (and
+    /// end there or contain the next one too), or none can start at any byte
+    /// of it. Then the
+    /// scan can resume after the span (what starts and ends inside it is
+    /// merged into it anyway).
+    fn sealed(&self, t: &str, entry: usize, r: &Range<usize>) -> bool {
+        let b = t.as_bytes();
+        let Some(&next) = b.get(r.end) else {
+            return true;
+        };
+        let Some(inside) = b.get(r.clone()).filter(|s| s.len() <= TAIL) else {
+            return false;
+        };
+        let mut starts = ByteSet::EMPTY;
+        for p in &self.pats {
+            // An entry's own later candidates inside are skipped by its
+            // cursor, except an email's (any local part start counts).
+            let reaches = p.alphabet.all.has(next)
+                && (p.alphabet.last.has(next)
+                    || b.get(r.end + 1).is_some_and(|&c| p.alphabet.all.has(c)));
+            if (p.entry != entry || p.kind == Kind::Email) && reaches {
+                starts.union(p.starts.inner);
+            }
+        }
+        !inside.iter().any(|&c| starts.has(c))
     }
 
     /// Rebuilds `s` with the original bytes of each span replaced by its label.
@@ -642,20 +807,25 @@ fn build_automaton(
 struct Starts {
     first: ByteSet,
     inner: ByteSet,
+    /// For a pattern with a lead: the bytes the candidate after it can start with.
+    then: Option<ByteSet>,
 }
 
 impl Starts {
     const ANY: Starts = Starts {
-        first: ByteSet([u64::MAX; 4]),
-        inner: ByteSet([u64::MAX; 4]),
+        first: ByteSet::ALL,
+        inner: ByteSet::ALL,
+        then: None,
     };
 
-    fn may(&self, byte: u8, at_text_start: bool) -> bool {
-        if at_text_start {
-            self.first.has(byte)
-        } else {
-            self.inner.has(byte)
-        }
+    /// Whether the pattern may match at `s` of `t`.
+    fn may(&self, t: &str, s: usize) -> bool {
+        let b = t.as_bytes();
+        let set = if s == 0 { &self.first } else { &self.inner };
+        set.has(byte_at(b, Some(s)))
+            && self
+                .then
+                .is_none_or(|then| then.has(byte_at(b, Some(next_char(t, s)))))
     }
 
     /// Probes the anchored start state of each pattern of a lazy DFA with
@@ -682,9 +852,9 @@ impl Starts {
                 .anchored(Anchored::Pattern(pid))
                 .look_behind(look_behind);
             let Ok(sid) = dfa.start_state(&mut cache, &config) else {
-                return ByteSet([u64::MAX; 4]);
+                return ByteSet::ALL;
             };
-            let mut set = ByteSet([0; 4]);
+            let mut set = ByteSet::EMPTY;
             for byte in 0..=u8::MAX {
                 if !dfa
                     .next_state(&mut cache, sid, byte)
@@ -698,17 +868,113 @@ impl Starts {
         (0..sources.len())
             .map(|i| {
                 let pid = PatternID::new_unchecked(i);
-                let mut inner = ByteSet([0; 4]);
+                let mut inner = ByteSet::EMPTY;
                 for lb in [b'a', b' ', b'\n', b'\r'] {
                     inner.union(probe(pid, Some(lb)));
                 }
                 Starts {
                     first: probe(pid, None),
                     inner,
+                    then: None,
                 }
             })
             .collect()
     }
+}
+
+/// The bytes a match of `source` can contain and end with: every byte of
+/// every transition reachable from its anchored start, and of those that lead
+/// to a match without consuming more (any byte if it does not compile).
+fn alphabet(source: &str) -> Bytes {
+    use thompson::State;
+    let any = Bytes {
+        all: ByteSet::ALL,
+        last: ByteSet::ALL,
+    };
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().which_captures(WhichCaptures::None))
+        .build(source);
+    let Ok(nfa) = nfa else {
+        return any;
+    };
+    // Whether a state reaches a match without consuming a byte (look-around
+    // assertions taken as satisfied): walk the epsilon edges backwards from
+    // the match states.
+    let states = nfa.states();
+    let mut back: Vec<Vec<usize>> = vec![Vec::new(); states.len()];
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let mut edge = |next: StateID| {
+            if let Some(v) = back.get_mut(next.as_usize()) {
+                v.push(i);
+            }
+        };
+        match state {
+            State::Match { .. } => todo.push(i),
+            State::Look { next, .. } | State::Capture { next, .. } => edge(*next),
+            State::Union { alternates } => alternates.iter().copied().for_each(edge),
+            State::BinaryUnion { alt1, alt2 } => {
+                edge(*alt1);
+                edge(*alt2);
+            }
+            _ => {}
+        }
+    }
+    let mut matches = vec![false; states.len()];
+    while let Some(i) = todo.pop() {
+        match matches.get_mut(i) {
+            Some(m) if !*m => *m = true,
+            _ => continue,
+        }
+        todo.extend(back.get(i).into_iter().flatten());
+    }
+    let ends = |id: StateID| matches.get(id.as_usize()).copied().unwrap_or(true);
+    let mut out = Bytes {
+        all: ByteSet::EMPTY,
+        last: ByteSet::EMPTY,
+    };
+    let mut seen = vec![false; states.len()];
+    let mut todo = vec![nfa.start_anchored()];
+    while let Some(id) = todo.pop() {
+        match seen.get_mut(id.as_usize()) {
+            Some(s) if !*s => *s = true,
+            _ => continue,
+        }
+        let mut step = |lo: u8, hi: u8, next: StateID| {
+            out.all.insert_range(lo, hi);
+            if ends(next) {
+                out.last.insert_range(lo, hi);
+            }
+            todo.push(next);
+        };
+        match nfa.state(id) {
+            State::ByteRange { trans } => step(trans.start, trans.end, trans.next),
+            State::Sparse(sparse) => {
+                for trans in sparse.transitions.iter() {
+                    step(trans.start, trans.end, trans.next);
+                }
+            }
+            State::Dense(dense) => {
+                for (byte, &next) in (0..=u8::MAX).zip(dense.transitions.iter()) {
+                    if next != StateID::ZERO {
+                        step(byte, byte, next);
+                    }
+                }
+            }
+            State::Look { next, .. } | State::Capture { next, .. } => todo.push(*next),
+            State::Union { alternates } => todo.extend(alternates.iter().copied()),
+            State::BinaryUnion { alt1, alt2 } => todo.extend([*alt1, *alt2]),
+            State::Fail | State::Match { .. } => {}
+        }
+    }
+    out
+}
+
+/// What [`alphabet`] finds.
+#[derive(Debug, Clone, Copy)]
+struct Bytes {
+    all: ByteSet,
+    last: ByteSet,
 }
 
 /// A set of bytes.
@@ -716,12 +982,21 @@ impl Starts {
 struct ByteSet([u64; 4]);
 
 impl ByteSet {
+    const EMPTY: ByteSet = ByteSet([0; 4]);
+    const ALL: ByteSet = ByteSet([u64::MAX; 4]);
+
     fn has(&self, byte: u8) -> bool {
         self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
     }
 
     fn insert(&mut self, byte: u8) {
         self.0[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+
+    fn insert_range(&mut self, lo: u8, hi: u8) {
+        for byte in lo..=hi {
+            self.insert(byte);
+        }
     }
 
     fn union(&mut self, other: ByteSet) {
@@ -784,7 +1059,8 @@ fn validate(d: Detector, t: &str, r: Range<usize>) -> Option<Range<usize>> {
         Detector::Phone => phone(b, r),
         Detector::Ipv4 => ipv4(b, r),
         Detector::AwsAccessKey => aws_key(b, r),
-        Detector::Jwt | Detector::PrivateKey => Some(r),
+        Detector::PrivateKey => private_key(t, r),
+        Detector::Jwt => Some(r),
         Detector::CreditCard => None,
     }
 }
@@ -805,6 +1081,54 @@ fn isolated(b: &[u8], r: &Range<usize>, sep: u8) -> bool {
     let after2 = byte_at(b, Some(r.end + 1));
     let touches = |c: u8, c2: u8| c.is_ascii_digit() || (c == sep && c2.is_ascii_digit());
     !touches(before, before2) && !touches(after, after2)
+}
+
+/// The email candidate `[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)+` (Unicode `\w`)
+/// finds inside `r`, a match of the automaton's email pattern (which takes
+/// every non-ASCII character for a word character): the local-part
+/// characters right before the `@`, and the longest run of dotted labels
+/// after it.
+fn exact_email(t: &str, r: Range<usize>) -> Option<Range<usize>> {
+    let b = t.as_bytes();
+    let at = r.start + t.get(r.clone())?.find('@')?;
+    let mut start = at;
+    while let Some(c) = t.get(r.start..start).and_then(|s| s.chars().next_back()) {
+        let local = matches!(c, '.' | '%' | '+' | '\'' | '-') || is_word(t, start - c.len_utf8());
+        if !local {
+            break;
+        }
+        start -= c.len_utf8();
+    }
+    let label = |mut i: usize| {
+        while let Some(c) = t.get(i..r.end).and_then(|s| s.chars().next()) {
+            if c != '-' && !is_word(t, i) {
+                break;
+            }
+            i += c.len_utf8();
+        }
+        i
+    };
+    let mut end = label(at + 1);
+    let first = end;
+    while end > at + 1 && byte_at(b, Some(end)) == b'.' && end < r.end {
+        let next = label(end + 1);
+        if next == end + 1 {
+            break;
+        }
+        end = next;
+    }
+    (start < at && end > first).then_some(start..end)
+}
+
+/// Whether the character at `i` is a Unicode word character (`\w`).
+fn is_word(t: &str, i: usize) -> bool {
+    match t.as_bytes().get(i) {
+        None => false,
+        Some(&c) if c.is_ascii() => c.is_ascii_alphanumeric() || c == b'_',
+        Some(_) => LookMatcher::new()
+            .is_word_end_half_unicode(t.as_bytes(), i)
+            .is_ok_and(|not_word| !not_word),
+    }
 }
 
 fn email(t: &str, r: Range<usize>) -> Option<Range<usize>> {
@@ -878,10 +1202,33 @@ fn ipv4(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 }
 
 fn aws_key(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let prefix = b.get(r.clone()).and_then(|k| k.get(..4))?;
+    if !matches!(
+        prefix,
+        b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA" | [b'A', b'3', b'T', _]
+    ) {
+        return None;
+    }
     let token = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
     let before = byte_at(b, r.start.checked_sub(1));
     let after = byte_at(b, Some(r.end));
     (!token(before) && !token(after)).then_some(r)
+}
+
+/// A `-----BEGIN … PRIVATE KEY-----` header (`r`, any `-----[ A-Z0-9]+-----`)
+/// and everything up to the matching END line, or to the end of the text.
+fn private_key(t: &str, r: Range<usize>) -> Option<Range<usize>> {
+    static END: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?s:.*?)(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)")
+            .expect("private key end regex compiles")
+    });
+    let header = t.get(r.start + 5..r.end.checked_sub(5)?)?;
+    let rest = header.strip_prefix("BEGIN")?;
+    if !(rest.ends_with("PRIVATE KEY") || rest.ends_with("PRIVATE KEY BLOCK")) {
+        return None;
+    }
+    let end = END.find_at(t, r.end).map_or(t.len(), |m| m.end());
+    Some(r.start..end)
 }
 
 /// Longest prefix of the candidate that is a valid IBAN. Mod-97 of every

@@ -653,3 +653,94 @@ fn throughput() {
         println!("{name}: {per:?} per 256 KB ({mbps:.0} MB/s)");
     }
 }
+
+/// One scan, many detectors: a candidate of one detector, valid or not,
+/// never hides an overlapping candidate of another.
+#[test]
+fn overlapping_candidates_of_different_detectors_are_all_found() {
+    let all = redactor(&Detector::ALL);
+    let cases = [
+        // A rejected email candidate around a valid SSN.
+        ("078-05-1120@x.1", "[US_SSN]@x.1"),
+        // Phones inside a card-shaped digit run.
+        ("555-123-4567 555-987-6543", "[PHONE] [PHONE]"),
+        (
+            "call (555) 123-4567 4111 1111 1111 1111",
+            "call [PHONE] [CREDIT_CARD]",
+        ),
+        ("ip 10.0.0.1 4111 1111 1111 1111", "ip [IPV4] [CREDIT_CARD]"),
+        // An email whose local part starts inside a phone number.
+        ("+1 415 555 0000.bob@example.com", "[PHONE]"),
+        (
+            "tel +1 415 555 0000, bob@example.com",
+            "tel [PHONE], [EMAIL]",
+        ),
+        // A rejected IBAN candidate around a valid one, next to an SSN.
+        (
+            "AB12 DE89 3704 0044 0532 0130 00 078-05-1120",
+            "AB12 [IBAN] [US_SSN]",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(apply(&all, input), want, "on {input:?}");
+    }
+}
+
+#[test]
+fn candidates_starting_at_the_same_position_are_all_tried() {
+    let owned = vec![("short".to_owned(), "[0-9]{3}-[0-9]{2}".to_owned())];
+    let r = Redactor::new(&[Detector::UsSsn, Detector::Phone], &owned).expect("compiles");
+    // Custom, SSN and phone candidates all start at the same digit; the
+    // longest span wins the label.
+    assert_eq!(apply(&r, "id 078-05-1120."), "id [US_SSN].");
+    assert_eq!(apply(&r, "id 078-05."), "id [SHORT].");
+    assert_eq!(apply(&r, "555-123-4567"), "[PHONE]");
+}
+
+#[test]
+fn email_local_parts_end_at_non_word_characters() {
+    let email = redactor(&[Detector::Email]);
+    let cases = [
+        ("«alice@example.com»", "«[EMAIL]»"),
+        ("☕alice@example.com", "☕[EMAIL]"),
+        ("中alice@example.com", "[EMAIL]"),
+        ("x…bob@example.com", "x…[EMAIL]"),
+        ("a@b.co«c", "[EMAIL]«c"),
+        ("a@b.co+c@d.co", "[EMAIL]"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(apply(&email, input), want, "on {input:?}");
+    }
+    assert_eq!(exact_email("x«y@b.co»", 0.."x«y@b.co»".len()), Some(3..9));
+    assert_eq!(exact_email("a@b..co", 0..7), None);
+    assert_eq!(exact_email("a@b", 0..3), None);
+}
+
+#[test]
+fn long_matches_do_not_make_the_scan_quadratic() {
+    let owned = vec![("word".to_owned(), "[a-z]+".to_owned())];
+    let r = Redactor::new(&Detector::ALL, &owned).expect("compiles");
+    let input = format!("{} 078-05-1120", "a".repeat(200_000));
+    let started = std::time::Instant::now();
+    assert_eq!(apply(&r, &input), "[WORD] [US_SSN]");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "took {:?}",
+        started.elapsed()
+    );
+    // A card that starts in the last bytes of a long custom match still
+    // extends the redaction past it.
+    let owned = vec![("tag".to_owned(), "T[A-Z0-9]+".to_owned())];
+    let r = Redactor::new(&[Detector::CreditCard], &owned).expect("compiles");
+    let input = format!("T{}4111-1111-1111-1111 ok", "X".repeat(1000));
+    assert_eq!(apply(&r, &input), "[TAG] ok");
+}
+
+#[test]
+fn custom_patterns_only_scan_strings_that_can_hold_them() {
+    let owned = vec![("ticket-secret".to_owned(), "SECRET-[0-9]{6}".to_owned())];
+    let r = Redactor::new(&[Detector::Email], &owned).expect("compiles");
+    assert!(!r.plausible("no capital s here"));
+    assert!(r.plausible("a SECRET maybe"));
+    assert_eq!(r.redact("secret-123456"), None);
+}
