@@ -183,14 +183,10 @@ fn direction(policy: Option<&Policy>) -> Direction {
 
 /// `/a?x=1&y=2` → `/a?x=&y=`: names stay for the auditor, values may be data.
 fn elide_query_values(path: &str) -> String {
-    let Some((p, q)) = path.split_once('?') else {
-        return path.to_string();
-    };
-    let names: Vec<&str> = q
-        .split('&')
-        .map(|kv| kv.split_once('=').map_or(kv, |(k, _)| k))
-        .collect();
-    format!("{p}?{}=", names.join("=&"))
+    match path.split_once('?') {
+        Some((p, q)) => format!("{p}?{}", super::uri::elide_query(q)),
+        None => path.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +197,7 @@ mod tests {
     fn query_values_are_elided() {
         assert_eq!(elide_query_values("/a?x=1&y=secret"), "/a?x=&y=");
         assert_eq!(elide_query_values("/a"), "/a");
+        assert_eq!(elide_query_values("/a?jane@example.com"), "/a?*");
+        assert_eq!(elide_query_values("/a?x=1;ssn=078-05-1120"), "/a?x=;ssn=");
     }
 }

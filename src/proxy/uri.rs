@@ -118,6 +118,27 @@ pub fn query_pairs(raw: &str) -> Vec<(String, &str)> {
         .collect()
 }
 
+/// The query as the audit log records it: parameter names kept, values
+/// removed (`x=1&y=2` → `x=&y=`). A piece without `=` is all value as far as
+/// we know (`?jane@example.com`), so it becomes `*`. Splits like
+/// [`query_pairs`], so a `;`-cloaked value is elided too.
+pub fn elide_query(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (separator, piece) in pieces(raw) {
+        if !out.is_empty() {
+            out.push(separator);
+        }
+        match piece.split_once('=') {
+            Some((name, _)) => {
+                out.push_str(name);
+                out.push('=');
+            }
+            None => out.push('*'),
+        }
+    }
+    out
+}
+
 /// Keeps the query pairs whose decoded name `keep` accepts and rebuilds the
 /// query from them, preserving the original bytes of every kept piece and
 /// the separator before it. Returns the new query (no leading `?`; empty when
