@@ -23,12 +23,13 @@ pub mod upstream;
 pub mod uri;
 
 use crate::audit::Auditor;
-use crate::config::{Config, Integration};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::signals::Signals;
 use client::UpstreamClient;
 use error::{Kind, Refusal};
 use http::HeaderValue;
+use route::Matched;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,28 +130,20 @@ impl Runtime {
             .date()
     }
 
-    fn index(&self, integration: &Integration) -> usize {
-        self.config
-            .integrations
-            .iter()
-            .position(|it| std::ptr::eq(it, integration))
-            .unwrap_or(0)
-    }
-
-    /// The pooled client of an integration's upstream.
-    pub fn client(&self, integration: &Integration) -> &UpstreamClient {
-        &self.clients[self.index(integration)]
+    /// The pooled client of the matched integration's upstream.
+    pub fn client(&self, matched: &Matched<'_>) -> &UpstreamClient {
+        &self.clients[matched.index]
     }
 
     /// The injected credential, re-read from its files at most once a second
     /// so rotated secrets are picked up without a restart. A secret that
     /// cannot be read refuses the crossing rather than sending it without.
-    pub fn credential(&self, integration: &Integration) -> Result<Option<HeaderValue>, Refusal> {
-        let Some(inject) = &integration.upstream.inject else {
+    pub fn credential(&self, matched: &Matched<'_>) -> Result<Option<HeaderValue>, Refusal> {
+        let Some(inject) = &matched.integration.upstream.inject else {
             return Ok(None);
         };
         let unavailable = |why: &str| Refusal::new(Kind::CredentialUnavailable, why.to_string());
-        let mut cached = self.credentials[self.index(integration)]
+        let mut cached = self.credentials[matched.index]
             .lock()
             .map_err(|_| unavailable("credential cache poisoned"))?;
         if cached.read_at.is_none_or(|t| t.elapsed() >= SECRET_REFRESH) {

@@ -73,7 +73,7 @@ async fn cross(
     if config.audit.on_failure == OnFailure::Refuse && !rt.auditor.healthy() {
         return Err(Refusal::new(Kind::AuditUnavailable, "audit log is failing"));
     }
-    let credential = rt.credential(integration)?;
+    let credential = rt.credential(&matched)?;
     let (parts, body) = req.into_parts();
     let limits = config.limits;
     let raw = body::read(&parts.headers, body, limits.max_body_bytes)
@@ -114,7 +114,7 @@ async fn cross(
     let request = head
         .body(Full::new(governed.body))
         .map_err(|_| Refusal::new(Kind::BadRequest, "request cannot be forwarded"))?;
-    let client = rt.client(integration);
+    let client = rt.client(&matched);
     let sent = std::time::Instant::now();
     let answer = upstream::exchange(
         client,

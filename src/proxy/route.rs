@@ -10,6 +10,9 @@ use http::Method;
 pub struct Matched<'c> {
     /// The integration.
     pub integration: &'c Integration,
+    /// Its position in the config: indexes the runtime's per-integration
+    /// clients and credential caches of the same snapshot.
+    pub index: usize,
     /// The route.
     pub route: &'c Route,
     /// The path below the mount, starting with `/`.
@@ -24,12 +27,15 @@ impl Matched<'_> {
 }
 
 /// Finds the integration mounted above `path` (already normalised).
-pub fn integration<'c>(config: &'c Config, path: &'c str) -> Option<(&'c Integration, &'c str)> {
-    config.integrations.iter().find_map(|it| {
+pub fn integration<'c>(
+    config: &'c Config,
+    path: &'c str,
+) -> Option<(usize, &'c Integration, &'c str)> {
+    config.integrations.iter().enumerate().find_map(|(i, it)| {
         let rest = path.strip_prefix(it.mount.as_str())?;
         match rest {
-            "" => Some((it, "/")),
-            r if r.starts_with('/') => Some((it, r)),
+            "" => Some((i, it, "/")),
+            r if r.starts_with('/') => Some((i, it, r)),
             _ => None,
         }
     })
@@ -41,7 +47,7 @@ pub fn find<'c>(
     method: &Method,
     path: &'c str,
 ) -> Result<Matched<'c>, Refusal> {
-    let (integration, rest) = integration(config, path)
+    let (index, integration, rest) = integration(config, path)
         .ok_or_else(|| Refusal::new(Kind::NoRoute, "no integration mounted here"))?;
     let mut path_matched = false;
     for route in &integration.routes {
@@ -50,6 +56,7 @@ pub fn find<'c>(
             if route.methods.contains(method) {
                 return Ok(Matched {
                     integration,
+                    index,
                     route,
                     rest,
                 });
