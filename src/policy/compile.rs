@@ -83,6 +83,7 @@ impl Cx<'_> {
             content_types,
             other_content: body.other_content,
             allow,
+            stages: super::stages(&rules),
             rules,
             headers: self.name_rules(raw.headers, "headers"),
             query: self.name_rules(raw.query, "query"),

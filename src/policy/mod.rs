@@ -22,7 +22,7 @@ pub use selftest::{TEST_HASH_KEY, TestFailure, run_tests};
 
 use detect::Redactor;
 use names::{Glob, NameFilter};
-use path::{AllowList, Location, Selector};
+use path::{AllowList, Location, RuleGroup, Selector};
 use serde_json::Value;
 use std::path::PathBuf;
 use transform::{HashKey, Mask, text_of};
@@ -46,6 +46,8 @@ pub struct Policy {
     pub allow: Option<(AllowList, UnknownFields)>,
     /// Body rules in file order.
     pub rules: Vec<Rule>,
+    /// How the rules run after the allow-list: see [`Stage`].
+    pub stages: Vec<Stage>,
     /// Header rules.
     pub headers: NameFilter,
     /// Query-parameter rules.
@@ -63,6 +65,49 @@ pub struct Rule {
     pub selectors: Vec<Selector>,
     /// What it does.
     pub action: Action,
+}
+
+/// Rules that run in one walk of the document, or one rule that runs alone.
+///
+/// Consecutive value-level rules (mask, replace, hash, redact) without filters share one
+/// [`RuleGroup`] walk, which gives the result of running them one after the other. A `drop`
+/// (it shifts array indices) or a rule with a filter (its result depends on earlier rules'
+/// effects) runs alone. Each rule acts at most once per node, even when several of its paths
+/// select the node.
+#[derive(Debug)]
+pub enum Stage {
+    /// Indices into [`Policy::rules`], in order, and their shared walk.
+    Group(Vec<usize>, RuleGroup),
+    /// One rule, path by path.
+    Alone(usize),
+}
+
+/// Plans the [`Stage`]s of `rules`. `refuse` rules have none: they run before the allow-list.
+pub fn stages(rules: &[Rule]) -> Vec<Stage> {
+    let mut stages = Vec::new();
+    let mut members: Vec<usize> = Vec::new();
+    let flush = |members: &mut Vec<usize>, stages: &mut Vec<Stage>| {
+        if !members.is_empty() {
+            let sels: Vec<&[Selector]> = members.iter().map(|i| &rules[*i].selectors[..]).collect();
+            stages.push(Stage::Group(std::mem::take(members), RuleGroup::new(&sels)));
+        }
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        match rule.action {
+            Action::Refuse => {}
+            Action::Mask(_) | Action::Replace(_) | Action::Hash | Action::Redact { .. }
+                if rule.selectors.iter().all(Selector::groupable) =>
+            {
+                members.push(i)
+            }
+            _ => {
+                flush(&mut members, &mut stages);
+                stages.push(Stage::Alone(i));
+            }
+        }
+    }
+    flush(&mut members, &mut stages);
+    stages
 }
 
 /// What a rule does to each node it selects.
@@ -281,9 +326,23 @@ impl Run<'_> {
                 return;
             }
         }
-        for (i, rule) in policy.rules.iter().enumerate() {
-            self.rule(i, rule, doc);
+        for stage in &policy.stages {
+            match stage {
+                Stage::Group(members, walk) => self.group(&policy.rules, members, walk, doc),
+                Stage::Alone(i) => self.rule(*i, &policy.rules[*i], doc),
+            }
         }
+    }
+
+    fn group(&mut self, rules: &[Rule], members: &[usize], walk: &RuleGroup, doc: &mut Value) {
+        walk.visit_mut(doc, &mut |m, loc, node| {
+            let i = members[m];
+            let rule = &rules[i];
+            if self.transform(&rule.action, node) {
+                self.out.counts[i] += 1;
+                self.note(&rule.id, loc, rule.action.name());
+            }
+        });
     }
 
     fn refuse(&mut self, i: usize, rule: &Rule, doc: &Value) {

@@ -58,8 +58,11 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use unicase::UniCase;
 
+mod group;
 #[cfg(test)]
 mod tests;
+
+pub use group::RuleGroup;
 
 /// A policy path that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -288,6 +291,12 @@ impl Selector {
     /// True for exactly `$`, the whole document.
     pub fn is_root(&self) -> bool {
         self.program.steps.is_empty()
+    }
+
+    /// True when the path can share a [`RuleGroup`] walk: it has no filter, whose result
+    /// could depend on what an earlier rule of the group did.
+    pub fn groupable(&self) -> bool {
+        self.program.filters.is_empty()
     }
 
     /// True when the path has a `..` segment, which makes the walk visit every node below it.
@@ -522,10 +531,11 @@ impl Name {
         }
     }
 
-    fn matches(&self, key: &str) -> bool {
+    /// Does `key` (`ascii` when it is) match?
+    fn matches(&self, key: &str, ascii: bool) -> bool {
         if self.exact {
             key == self.raw
-        } else if key.is_ascii() {
+        } else if ascii {
             // ASCII only folds to ASCII, so a non-ASCII folded name can never be equal here.
             key.eq_ignore_ascii_case(&self.folded)
         } else {
@@ -771,12 +781,36 @@ struct Child<'k> {
     len: usize,
     /// The child's address, to look up filter results.
     addr: usize,
+    /// The key is ASCII (checked once here, not once per name compared).
+    ascii: bool,
+}
+
+impl<'k> Child<'k> {
+    fn member(key: &'k str, pos: usize, len: usize, child: &Value) -> Child<'k> {
+        Child {
+            key: Some(key),
+            pos,
+            len,
+            addr: addr(child),
+            ascii: key.is_ascii(),
+        }
+    }
+
+    fn element(pos: usize, len: usize, child: &Value) -> Child<'k> {
+        Child {
+            key: None,
+            pos,
+            len,
+            addr: addr(child),
+            ascii: true,
+        }
+    }
 }
 
 impl Sel {
     fn selects(&self, child: &Child<'_>, hits: &Hits<'_>) -> bool {
         match self {
-            Sel::Name(name) => child.key.is_some_and(|k| name.matches(k)),
+            Sel::Name(name) => child.key.is_some_and(|k| name.matches(k, child.ascii)),
             Sel::Wildcard => true,
             Sel::Index(i) => child.key.is_none() && index_selects(*i, child.pos, child.len),
             Sel::Slice { start, end, step } => {
@@ -987,12 +1021,7 @@ impl<'n> Walk<'n> {
             Value::Object(map) => {
                 let len = map.len();
                 for (pos, (key, child)) in map.iter_mut().enumerate() {
-                    let c = Child {
-                        key: Some(key),
-                        pos,
-                        len,
-                        addr: addr(child),
-                    };
+                    let c = Child::member(key, pos, len, child);
                     self.nfa.advance(states, &c, &hits, buf);
                     if (dead_too || any(buf)) && each(&loc.key(key), child, buf, rest) {
                         doomed.push(pos);
@@ -1005,12 +1034,7 @@ impl<'n> Walk<'n> {
             Value::Array(items) => {
                 let len = items.len();
                 for (pos, child) in items.iter_mut().enumerate() {
-                    let c = Child {
-                        key: None,
-                        pos,
-                        len,
-                        addr: addr(child),
-                    };
+                    let c = Child::element(pos, len, child);
                     self.nfa.advance(states, &c, &hits, buf);
                     if (dead_too || any(buf)) && each(&loc.index(pos), child, buf, rest) {
                         doomed.push(pos);
@@ -1044,12 +1068,7 @@ impl<'n> Walk<'n> {
             Value::Object(map) => {
                 let len = map.len();
                 for (pos, (key, child)) in map.iter().enumerate() {
-                    let c = Child {
-                        key: Some(key),
-                        pos,
-                        len,
-                        addr: addr(child),
-                    };
+                    let c = Child::member(key, pos, len, child);
                     self.nfa.advance(states, &c, &hits, buf);
                     if any(buf) {
                         each(&loc.key(key), child, buf, rest)?;
@@ -1059,12 +1078,7 @@ impl<'n> Walk<'n> {
             Value::Array(items) => {
                 let len = items.len();
                 for (pos, child) in items.iter().enumerate() {
-                    let c = Child {
-                        key: None,
-                        pos,
-                        len,
-                        addr: addr(child),
-                    };
+                    let c = Child::element(pos, len, child);
                     self.nfa.advance(states, &c, &hits, buf);
                     if any(buf) {
                         each(&loc.index(pos), child, buf, rest)?;
