@@ -102,9 +102,7 @@ async fn cross(
     let credential = rt.credential(&matched)?;
     let (parts, body) = req.into_parts();
     let limits = config.limits;
-    let raw = body::read(&parts.headers, body, limits.max_body_bytes)
-        .await
-        .map_err(|e| request_body_refusal(&e))?;
+    let raw = read_request_body(&parts.headers, body, &limits).await?;
     let request_policy = matched.route.request.as_deref();
     let governed = govern(
         rt,
@@ -229,6 +227,25 @@ fn govern(
         Trail::record_actions(side, p, outcome);
     }
     Ok(governed)
+}
+
+/// Reads the request body within `body_read_timeout`: a body trickled in
+/// (slow-body attacks) holds a connection no longer than that, whatever its
+/// rate. The connection closes, since the rest of the body is never read.
+async fn read_request_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, Refusal> {
+    let read = body::read(headers, body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
+        Err(_) => Err(Refusal::new(
+            Kind::RequestTimeout,
+            "request body not received within body_read_timeout",
+        )
+        .closing()),
+    }
 }
 
 fn request_body_refusal(e: &BodyError) -> Refusal {
