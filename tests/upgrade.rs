@@ -605,3 +605,55 @@ fn shutdown_closes_open_tunnels() {
         started.elapsed()
     );
 }
+
+/// Over a TLS listener (HTTP/1.1 by ALPN) the sniffer sees the plaintext
+/// handshake and the tunnel runs inside TLS.
+#[test]
+fn a_tunnel_crosses_a_tls_listener() {
+    let up = WsUpstream::start(false);
+    let pki = Pki::new();
+    let server = pki.server_cert(LOCAL);
+    let config = config().replace(
+        "listen: { address: 127.0.0.1:0 }",
+        "listen: { address: 127.0.0.1:0, tls: { cert: tls/server.pem, key: tls/server.key } }",
+    );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .var("idle", "60s")
+        .file("token", format!("{SECRET}\n"))
+        .file("tls/server.pem", &server.0)
+        .file("tls/server.key", &server.1)
+        .start(&config, &[]);
+    let mut tls = pki.client_config(None);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(proxy.addr()).expect("connect");
+    tcp.set_read_timeout(Some(READ_LIMIT)).expect("timeout");
+    let name = rustls_pki_types::ServerName::IpAddress(proxy.addr().ip().into());
+    let conn = rustls::ClientConnection::new(Arc::new(tls), name).expect("TLS client");
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let hello = frame("over tls");
+    let request = [
+        handshake("GET", "/chat/ws", "HTTP/1.1", "").as_bytes(),
+        &hello,
+    ]
+    .concat();
+    stream.write_all(&request).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    assert_eq!(parse_status(&got[..head_end]), 101);
+    while got.len() < head_end + hello.len() {
+        let n = stream.read(&mut buf).expect("read echo");
+        assert!(n > 0, "closed before the echo");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(&got[head_end..], hello.as_slice());
+    assert_eq!(up.tunnel(), hello);
+}
