@@ -96,7 +96,7 @@ impl Metrics {
             bytes: counter(
                 &r,
                 "customs_bytes_total",
-                "Body bytes by direction and stage (in = received, out = sent on).",
+                "Body and tunnel bytes by direction and stage (in = received, out = sent on).",
                 &["integration", "direction", "stage"],
             )?,
             actions: counter(
@@ -273,6 +273,19 @@ impl Metrics {
             if let Some(side) = side {
                 self.direction(integration, name, side, policies);
             }
+        }
+    }
+
+    /// Counts the bytes an upgraded connection carried, as `(in, out)` per
+    /// direction (request = caller to upstream), when it closes.
+    pub fn tunnel_bytes(&self, integration: &str, request: (u64, u64), response: (u64, u64)) {
+        for (direction, (bytes_in, bytes_out)) in [("request", request), ("response", response)] {
+            self.bytes
+                .with_label_values(&[integration, direction, "in"])
+                .inc_by(bytes_in);
+            self.bytes
+                .with_label_values(&[integration, direction, "out"])
+                .inc_by(bytes_out);
         }
     }
 

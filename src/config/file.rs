@@ -132,6 +132,12 @@ pub struct LimitsFile {
     /// Whole upstream exchange, headers and body.
     #[serde(default)]
     pub upstream_timeout: Option<Span>,
+    /// Deadline for receiving a whole request body.
+    #[serde(default)]
+    pub body_read_timeout: Option<Span>,
+    /// How long an upgraded connection (WebSocket) may carry no byte.
+    #[serde(default)]
+    pub tunnel_idle_timeout: Option<Span>,
 }
 
 /// `secrets:`.

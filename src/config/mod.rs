@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_BODY: u64 = 10 << 20;
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// serde_json's recursion limit caps ours.
 pub const MAX_DEPTH_LIMIT: usize = crate::json::MAX_DEPTH;
+/// Default deadline for a whole request body (slow-body attacks).
+pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
+/// Default idle limit of an upgraded connection (nginx's `proxy_read_timeout`).
+pub const DEFAULT_TUNNEL_IDLE: Duration = Duration::from_secs(60);
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -128,6 +132,10 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Whole upstream exchange.
     pub upstream_timeout: Duration,
+    /// Whole request body, from the end of the head.
+    pub body_read_timeout: Duration,
+    /// Longest silence, both ways, on an upgraded connection.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// One integration: inventory entry, upstream, clients and routes.
@@ -417,12 +425,26 @@ impl Builder<'_> {
             );
         }
         let body = raw.max_body_bytes.map_or(DEFAULT_MAX_BODY, |s| s.0);
+        for (name, value) in [
+            ("body_read_timeout", raw.body_read_timeout),
+            ("tunnel_idle_timeout", raw.tunnel_idle_timeout),
+        ] {
+            if value.is_some_and(|s| s.0.is_zero()) {
+                self.error(
+                    0,
+                    format!("limits.{name} is zero"),
+                    "use a positive duration, e.g. 30s",
+                );
+            }
+        }
         Limits {
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
             upstream_timeout: raw
                 .upstream_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
+            body_read_timeout: raw.body_read_timeout.map_or(DEFAULT_BODY_READ, |s| s.0),
+            tunnel_idle_timeout: raw.tunnel_idle_timeout.map_or(DEFAULT_TUNNEL_IDLE, |s| s.0),
         }
     }
 

@@ -30,22 +30,8 @@ const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Builds the client for `upstream`.
 pub fn build(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
-    let mut roots = native_roots();
-    if let Some(ca) = &upstream.ca {
-        roots = tls::roots_from(ca, roots)?;
-    }
-    if upstream.https && roots.is_empty() {
-        tracing::warn!(
-            upstream = %upstream.authority,
-            "no trust anchors: HTTPS to this upstream will fail"
-        );
-    }
-    let tls = ClientConfig::builder_with_provider(tls::provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(tls_config(upstream)?)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -59,6 +45,40 @@ pub fn build(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
         .http2_keep_alive_interval(H2_KEEPALIVE)
         .http2_keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
         .build(connector))
+}
+
+/// Builds the client that carries protocol upgrades to `upstream`: HTTP/1.1
+/// only (ALPN offers nothing else, since an h2 connection cannot switch
+/// protocols), and no idle pool: an upgraded connection never returns to it.
+pub fn build_for_upgrades(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(upstream)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp_connector());
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_max_idle_per_host(0)
+        .build(connector))
+}
+
+/// Trust: the OS roots plus the integration's own `upstream.ca`.
+fn tls_config(upstream: &Upstream) -> Result<ClientConfig, TlsError> {
+    let mut roots = native_roots();
+    if let Some(ca) = &upstream.ca {
+        roots = tls::roots_from(ca, roots)?;
+    }
+    if upstream.https && roots.is_empty() {
+        tracing::warn!(
+            upstream = %upstream.authority,
+            "no trust anchors: HTTPS to this upstream will fail"
+        );
+    }
+    Ok(ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn tcp_connector() -> HttpConnector {

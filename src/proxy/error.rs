@@ -25,6 +25,8 @@ pub enum Kind {
     UnsupportedContent,
     /// Request body over the limit.
     TooLarge,
+    /// Request body not received within `body_read_timeout`.
+    RequestTimeout,
     /// The response was refused by policy or could not be inspected.
     ResponseRefused,
     /// The upstream could not be reached or broke the exchange.
@@ -88,6 +90,7 @@ impl Kind {
                 O::Rejected,
             ),
             Kind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", O::Rejected),
+            Kind::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", O::Rejected),
             Kind::ResponseRefused => (StatusCode::BAD_GATEWAY, "response_refused", O::Refused),
             Kind::UpstreamUnavailable => (
                 StatusCode::BAD_GATEWAY,

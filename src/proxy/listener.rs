@@ -3,7 +3,10 @@
 //! auto builder with the protections hyper leaves to its caller: timers
 //! (without one, `header_read_timeout` is silently inert), a TLS handshake
 //! deadline, a connection cap, the HTTP/1 framing sniffer, and a graceful
-//! drain on shutdown. Upgrades are never served: nothing may tunnel.
+//! drain on shutdown. HTTP/1 upgrades are enabled, but only the pipeline
+//! decides to switch (see [`super::tunnel`]): when it does, it hands the
+//! tunnel to the connection task, which runs it under the same connection
+//! permit and closes it on shutdown.
 
 use super::auth::PeerCert;
 use super::sniff::{self, Sniffed, Verdicts};
@@ -17,8 +20,8 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::Arc;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,6 +50,37 @@ pub struct ConnInfo {
     pub peer_cert: Option<PeerCert>,
     /// HTTP/1 framing verdicts: take one per request (see [`sniff`]).
     pub framing: Arc<Verdicts>,
+    /// The tunnel to run once hyper has switched protocols.
+    tunnel: TunnelSlot,
+}
+
+/// A tunnel: copies bytes between two upgraded connections until it ends.
+pub type Tunnel = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Holds the connection's tunnel from the handler's 101 until hyper has
+/// written it and handed over the connection.
+#[derive(Default)]
+struct TunnelSlot(Mutex<Option<Tunnel>>);
+
+impl std::fmt::Debug for TunnelSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelSlot")
+    }
+}
+
+impl TunnelSlot {
+    fn take(&self) -> Option<Tunnel> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl ConnInfo {
+    /// Runs `tunnel` once this connection has switched protocols (the
+    /// handler answers 101). The connection task runs it, so it holds the
+    /// connection permit and is closed on shutdown.
+    pub fn hand_over(&self, tunnel: Tunnel) {
+        *self.tunnel.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(tunnel);
+    }
 }
 
 /// How the listener serves connections.
@@ -94,6 +128,7 @@ pub async fn serve<H, F>(
 {
     let shared = Arc::new(Shared {
         handler,
+        shutdown: shutdown.clone(),
         acceptor: opts.tls.clone().map(TlsAcceptor::from),
         handshake_timeout: opts.handshake_timeout,
         first_request_timeout: opts.header_read_timeout,
@@ -123,6 +158,8 @@ pub async fn serve<H, F>(
 /// What every connection task needs.
 struct Shared<H> {
     handler: H,
+    /// Tunnels close when this fires.
+    shutdown: watch::Receiver<bool>,
     acceptor: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     first_request_timeout: Duration,
@@ -212,6 +249,7 @@ async fn connection<H, F>(
         tls,
         peer_cert,
         framing: framing.clone(),
+        tunnel: TunnelSlot::default(),
     };
     let Some(acceptor) = &shared.acceptor else {
         let io = Sniffed::new(tcp, framing.clone());
@@ -250,7 +288,8 @@ async fn handshake(
     }
 }
 
-/// Serves HTTP on `io` until the peer leaves or shutdown closes it.
+/// Serves HTTP on `io` until the peer leaves or shutdown closes it, then
+/// runs the tunnel if the connection switched protocols.
 async fn serve_http<H, F, I>(
     shared: &Shared<H>,
     builder: &Builder<TokioExecutor>,
@@ -265,11 +304,13 @@ async fn serve_http<H, F, I>(
     let (peer, framing) = (info.peer, info.framing.clone());
     let info = Arc::new(info);
     let handler = shared.handler.clone();
+    let conn_info = info.clone();
     let service = hyper::service::service_fn(move |req| {
-        let response = handler(req, info.clone());
+        let response = handler(req, conn_info.clone());
         async move { Ok::<_, Infallible>(response.await) }
     });
-    let mut conn = pin!(watcher.watch(builder.serve_connection(TokioIo::new(io), service)));
+    let http = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = pin!(watcher.watch(http));
     // hyper's header timer starts only once it knows the protocol; a peer
     // that never sends a first request (or the h2 preface) is dropped here.
     let ended = match tokio::time::timeout(shared.first_request_timeout, &mut conn).await {
@@ -282,6 +323,13 @@ async fn serve_http<H, F, I>(
     };
     if let Err(error) = ended {
         tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+    if let Some(tunnel) = info.tunnel.take() {
+        let mut shutdown = shared.shutdown.clone();
+        tokio::select! {
+            () = tunnel => {}
+            () = stopped(&mut shutdown) => tracing::debug!(%peer, "shutting down: tunnel closed"),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod server;
 pub mod sniff;
 pub mod tls;
 pub mod trail;
+pub mod tunnel;
 pub mod upstream;
 pub mod uri;
 
@@ -49,6 +50,8 @@ pub struct Runtime {
     /// Monitoring signal state (kept across reloads).
     pub signals: Arc<Signals>,
     clients: Vec<UpstreamClient>,
+    /// HTTP/1.1-only clients, for integrations with an `upgrade` route.
+    upgrade_clients: Vec<Option<UpstreamClient>>,
     credentials: Vec<Mutex<Cached>>,
     id_prefix: u32,
     id_counter: AtomicU64,
@@ -81,14 +84,26 @@ impl Runtime {
         metrics: Arc<Metrics>,
         signals: Arc<Signals>,
     ) -> Result<Self, RuntimeError> {
+        let failed = |it: &crate::config::Integration| {
+            let integration = it.name.clone();
+            move |source| RuntimeError::Upstream {
+                integration,
+                source: Box::new(source),
+            }
+        };
         let clients = config
             .integrations
             .iter()
+            .map(|it| client::build(&it.upstream).map_err(failed(it)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let upgrade_clients = config
+            .integrations
+            .iter()
             .map(|it| {
-                client::build(&it.upstream).map_err(|source| RuntimeError::Upstream {
-                    integration: it.name.clone(),
-                    source: Box::new(source),
-                })
+                let upgrades = it.routes.iter().any(|r| r.upgrade);
+                upgrades
+                    .then(|| client::build_for_upgrades(&it.upstream).map_err(failed(it)))
+                    .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
         let credentials = config
@@ -110,6 +125,7 @@ impl Runtime {
             metrics,
             signals,
             clients,
+            upgrade_clients,
             credentials,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
@@ -133,6 +149,12 @@ impl Runtime {
     /// The pooled client of the matched integration's upstream.
     pub fn client(&self, matched: &Matched<'_>) -> &UpstreamClient {
         &self.clients[matched.index]
+    }
+
+    /// The HTTP/1.1-only client that carries the matched integration's
+    /// upgrades; `None` when none of its routes allows one.
+    pub fn upgrade_client(&self, matched: &Matched<'_>) -> Option<&UpstreamClient> {
+        self.upgrade_clients[matched.index].as_ref()
     }
 
     /// The injected credential, re-read from its files at most once a second

@@ -1,7 +1,9 @@
 //! The request path, top to bottom: framing guard → route → expiry →
 //! identity → request policy → upstream → response policy → record. Every
 //! stage either passes the crossing on or refuses it; a refusal sends nothing
-//! further and answers with the JSON error of SPEC §2.3.
+//! further and answers with the JSON error of SPEC §2.3. A WebSocket
+//! handshake on an `upgrade` route takes the same path; once its 101 is
+//! recorded, the connection is handed to a [`tunnel`].
 
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
@@ -9,14 +11,14 @@ use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
-use super::{Runtime, framing, headers, route, uri};
+use super::{Runtime, framing, headers, route, tunnel, uri};
 use crate::config::OnFailure;
 use crate::policy::Policy;
 use crate::policy::names::NameFilter;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -24,30 +26,50 @@ use std::sync::Arc;
 /// The response type of every crossing: bodies are always released whole.
 pub type ProxyResponse = Response<Full<Bytes>>;
 
+/// What a crossing answers, and the tunnel to open once the answer (a 101)
+/// has been recorded and released.
+type Crossed = (ProxyResponse, Option<tunnel::Pending>);
+
 /// Handles one request; always answers, always records.
 pub async fn handle(
     rt: Arc<Runtime>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> ProxyResponse {
+    let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
-    let response = match cross(&rt, &conn, req, &mut trail).await {
-        Ok(response) => response,
+    let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
+        Ok(crossed) => crossed,
         Err(refusal) => {
             let response = refusal.response(&trail.request_id);
             trail.refused(refusal);
-            response
+            (response, None)
         }
     };
-    trail.finish(&rt, response).await
+    let mut response = trail.finish(&rt, response).await;
+    match tunnel {
+        // Only a 101 whose record was written opens the tunnel.
+        Some(tunnel) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            conn.hand_over(Box::pin(tunnel.run()));
+        }
+        // Nothing after an upgrade request is read as HTTP (see `sniff`):
+        // without a switch, the connection ends with this answer.
+        _ if upgrade_asked => {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+    response
 }
 
 async fn cross(
     rt: &Runtime,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     trail: &mut Trail,
-) -> Result<ProxyResponse, Refusal> {
+) -> Result<Crossed, Refusal> {
     framing::check(&req, conn)?;
     let path = uri::normalize_path(req.uri().path())
         .map_err(|e| Refusal::new(Kind::BadRequest, format!("path rejected: {e}")))?;
@@ -64,21 +86,23 @@ async fn cross(
     }
     let principal = authenticate(rt, conn, &req, &matched, trail)?;
     trail.principal(&principal);
-    if !matched.route.upgrade && framing::wants_upgrade(&req) {
-        return Err(Refusal::new(
-            Kind::BadRequest,
-            "protocol upgrade not allowed on this route",
-        ));
-    }
+    let upgrade = match (framing::wants_upgrade(&req), matched.route.upgrade) {
+        (false, _) => None,
+        (true, true) => Some(tunnel::asked(&mut req)?),
+        (true, false) => {
+            return Err(Refusal::new(
+                Kind::BadRequest,
+                "protocol upgrade not allowed on this route",
+            ));
+        }
+    };
     if config.audit.on_failure == OnFailure::Refuse && !rt.auditor.healthy() {
         return Err(Refusal::new(Kind::AuditUnavailable, "audit log is failing"));
     }
     let credential = rt.credential(&matched)?;
     let (parts, body) = req.into_parts();
     let limits = config.limits;
-    let raw = body::read(&parts.headers, body, limits.max_body_bytes)
-        .await
-        .map_err(|e| request_body_refusal(&e))?;
+    let raw = read_request_body(&parts.headers, body, &limits).await?;
     let request_policy = matched.route.request.as_deref();
     let governed = govern(
         rt,
@@ -110,23 +134,50 @@ async fn cross(
             matched.route.response.as_deref(),
             governed.outcome.is_some(),
         );
+        if upgrade.is_some() {
+            tunnel::mark(h);
+        }
     }
     let request = head
         .body(Full::new(governed.body))
         .map_err(|_| Refusal::new(Kind::BadRequest, "request cannot be forwarded"))?;
-    let client = rt.client(&matched);
+    let client = match upgrade {
+        Some(_) => rt.upgrade_client(&matched).ok_or_else(|| {
+            Refusal::new(
+                Kind::UpstreamUnavailable,
+                "no upgrade client for this integration",
+            )
+        })?,
+        None => rt.client(&matched),
+    };
     let sent = std::time::Instant::now();
     let answer = upstream::exchange(
         client,
         request,
         limits.upstream_timeout,
         limits.max_body_bytes,
+        upgrade.as_ref(),
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
-    let answer = answer?;
+    let mut answer = answer?;
     trail.upstream_status = Some(answer.status.as_u16());
-    respond(rt, matched.route.response.as_deref(), answer, trail)
+    let switched = answer.switched.take();
+    let mut response = respond(rt, matched.route.response.as_deref(), answer, trail)?;
+    let tunnel = match (upgrade, switched) {
+        (Some(asked), Some(upstream)) => {
+            tunnel::mark(response.headers_mut());
+            Some(tunnel::Pending::new(
+                asked,
+                upstream,
+                rt,
+                &matched,
+                &trail.request_id,
+            ))
+        }
+        _ => None,
+    };
+    Ok((response, tunnel))
 }
 
 fn authenticate<'c>(
@@ -176,6 +227,25 @@ fn govern(
         Trail::record_actions(side, p, outcome);
     }
     Ok(governed)
+}
+
+/// Reads the request body within `body_read_timeout`: a body trickled in
+/// (slow-body attacks) holds a connection no longer than that, whatever its
+/// rate. The connection closes, since the rest of the body is never read.
+async fn read_request_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, Refusal> {
+    let read = body::read(headers, body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
+        Err(_) => Err(Refusal::new(
+            Kind::RequestTimeout,
+            "request body not received within body_read_timeout",
+        )
+        .closing()),
+    }
 }
 
 fn request_body_refusal(e: &BodyError) -> Refusal {

@@ -16,6 +16,13 @@
 //! When the sniffer cannot follow the framing (bad chunk syntax, an oversized
 //! head, a rejected request after which nothing can be trusted) it poisons
 //! the connection: every later request is rejected.
+//!
+//! A request head with an `Upgrade` field ends the HTTP/1 part of the
+//! connection. Its own framing is judged like any other, but the bytes after
+//! it are either a tunnel's (after a 101 they are not HTTP, so they are not
+//! parsed) or never served: the pipeline closes the connection after any
+//! other answer, and should a later request reach a handler anyway, its
+//! verdict is a rejection.
 
 use std::collections::VecDeque;
 use std::io;
@@ -187,7 +194,8 @@ enum State {
     Body(u64),
     /// Chunk data bytes still to come.
     ChunkData(u64),
-    /// HTTP/2 (the connection began with its preface): nothing to follow.
+    /// HTTP/2 (the connection began with its preface), or the bytes after
+    /// an upgrade request: nothing to follow.
     Off,
     /// Lost track, or a request was rejected: nothing more is trusted.
     Poisoned,
@@ -331,6 +339,11 @@ impl Tracker {
             return;
         }
         match head.framing() {
+            Ok(_) if head.upgrade && self.verdicts.push(Verdict::Ok) => {
+                self.verdicts
+                    .poison("request after a protocol upgrade request");
+                self.state = State::Off;
+            }
             Ok(framing) if self.verdicts.push(Verdict::Ok) => {
                 self.state = match framing {
                     Framing::Length(0) => self.enter(Section::Head),
@@ -381,6 +394,8 @@ struct Head {
     cl_lines: u32,
     cl: Option<u64>,
     cl_invalid: bool,
+    /// An `Upgrade` field: the last HTTP/1 request of the connection.
+    upgrade: bool,
 }
 
 impl Head {
@@ -400,6 +415,8 @@ impl Head {
                 (Some(n), Some(seen)) if n == seen => {}
                 _ => self.cl_invalid = true,
             }
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade = true;
         }
     }
 
@@ -649,6 +666,25 @@ mod tests {
             Tracker::new(verdicts.clone()).feed(stream);
             assert_eq!(verdicts.opened(), opened, "{stream:?}");
         }
+    }
+
+    #[test]
+    fn nothing_after_an_upgrade_request_is_parsed() {
+        let upgrade = b"GET /ws HTTP/1.1\r\nHost: t\r\nUPGRADE: websocket\r\n\r\n".as_slice();
+        let after = "request after a protocol upgrade request";
+        // WebSocket frames, or a smuggled request with conflicting framing.
+        let frames = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58\r\n\r\n".as_slice();
+        let smuggled =
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .as_slice();
+        for tail in [frames, smuggled, GET] {
+            let stream = [GET, upgrade, tail].concat();
+            assert_eq!(verdicts(&stream), (vec![OK, OK], Verdict::Reject(after)));
+        }
+        // The upgrade request's own framing is still judged.
+        let bad = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 1\r\n\
+            Transfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(run(&[bad]), rejected(BOTH));
     }
 
     #[test]

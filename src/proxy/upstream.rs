@@ -8,6 +8,7 @@ use super::body::{self, BodyError};
 use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
+use super::tunnel::Asked;
 use crate::config::Upstream;
 use crate::policy::names::NameFilter;
 use bytes::Bytes;
@@ -51,6 +52,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// Body, at most `max_body_bytes`.
     pub body: Bytes,
+    /// The upstream's side of a WebSocket switch (a checked 101 only).
+    pub switched: Option<hyper::upgrade::OnUpgrade>,
 }
 
 /// Builds the upstream request head from the caller's, minus everything
@@ -100,14 +103,18 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Sends the request and reads the whole answer within `timeout`.
+/// Sends the request and reads the whole answer within `timeout`. A 101 is
+/// accepted only as the answer to `upgrade`, the handshake the caller asked
+/// for; its connection is then in [`Answer::switched`].
 pub async fn exchange(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     timeout: Duration,
     max_body: usize,
+    upgrade: Option<&Asked>,
 ) -> Result<Answer, Refusal> {
-    match tokio::time::timeout(timeout, send(client, request, max_body)).await {
+    let sent = send(client, request, max_body, upgrade);
+    match tokio::time::timeout(timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
     }
@@ -117,6 +124,7 @@ async fn send(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     max_body: usize,
+    upgrade: Option<&Asked>,
 ) -> Result<Answer, Refusal> {
     let response: Response<hyper::body::Incoming> = client.request(request).await.map_err(|e| {
         Refusal::new(
@@ -124,14 +132,10 @@ async fn send(
             format!("upstream request failed: {}", error_chain(&e)),
         )
     })?;
-    let (parts, incoming) = response.into_parts();
-    // An upstream may not switch protocols on a request that did not ask to.
-    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        return Err(Refusal::new(
-            Kind::UpstreamUnavailable,
-            "unrequested 101 from upstream",
-        ));
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return switched(response, upgrade);
     }
+    let (parts, incoming) = response.into_parts();
     let mut headers = parts.headers;
     if headers
         .get_all(header::TRANSFER_ENCODING)
@@ -154,6 +158,31 @@ async fn send(
         status: parts.status,
         headers,
         body,
+        switched: None,
+    })
+}
+
+/// A 101: an upstream may switch protocols only when asked to, and only to
+/// the protocol asked for, answering this very handshake.
+fn switched(
+    mut response: Response<hyper::body::Incoming>,
+    upgrade: Option<&Asked>,
+) -> Result<Answer, Refusal> {
+    let Some(asked) = upgrade else {
+        return Err(Refusal::new(
+            Kind::UpstreamUnavailable,
+            "unrequested 101 from upstream",
+        ));
+    };
+    asked.accepted(response.headers())?;
+    let upgraded = hyper::upgrade::on(&mut response);
+    let mut headers = std::mem::take(response.headers_mut());
+    headers::strip_hop_by_hop(&mut headers);
+    Ok(Answer {
+        status: StatusCode::SWITCHING_PROTOCOLS,
+        headers,
+        body: Bytes::new(),
+        switched: Some(upgraded),
     })
 }
 
