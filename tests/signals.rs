@@ -3,6 +3,8 @@
 
 mod common;
 use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Planted in payloads; must never reach the audit log or the service log.
@@ -245,4 +247,93 @@ fn healthy_integration_raises_no_daily_signal() {
             .all(|r| r.get("event").is_none_or(|e| e == "reload")),
         "{records:?}"
     );
+}
+
+/// No allow-list: drift is judged against the shapes seen since start.
+const LIGHT: &str =
+    "policy: light\nbody:\n  rules:\n    - id: d\n      drop: ['$.incidents[*].internal']\n";
+
+/// An upstream answering an incident list that gains `tier` (and a nested
+/// `sla.hours`) once `changed` is set; `?fail` gets a 503 error body.
+fn changing_upstream(changed: &Arc<AtomicBool>) -> Upstream {
+    let changed = changed.clone();
+    Upstream::start(UpstreamOpts::new().handler(move |req| {
+        let json = |status: u16, body: String| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .expect("response")
+        };
+        if req.uri.ends_with("?fail") {
+            return json(503, r#"{"error":{"code":"busy"}}"#.into());
+        }
+        let extra = if changed.load(Ordering::SeqCst) {
+            format!(r#","tier":"{CANARY}","sla":{{"hours":4}}"#)
+        } else {
+            String::new()
+        };
+        let body = format!(
+            r#"{{"incidents":[{{"id":"INC1","internal":"{CANARY}"{extra}}},{{"id":"INC2"}}]}}"#
+        );
+        json(200, body)
+    }))
+}
+
+#[test]
+fn schema_drift_after_the_upstream_adds_a_field_without_allow_list() {
+    let changed = Arc::new(AtomicBool::new(false));
+    let up = changing_upstream(&changed);
+    // Every body sampled; the first sample is the baseline (no warm-up by
+    // time); volumes are out of the way.
+    let signals = "signals: { warmup: 0s, drift_sample: 0s, volume_multiple: 100000 }";
+    let routes = [
+        "- { id: r, methods: [GET], path: /x, request: pass, response: light }",
+        "- { id: p, methods: [GET], path: /p, request: pass, response: pass }",
+    ];
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &config("", signals, "2099-01-01", &routes),
+        &[("light.yaml", LIGHT)],
+    );
+    for path in ["/demo/x", "/demo/x", "/demo/x", "/demo/p"] {
+        assert_eq!(send(&proxy.url(), "GET", path, &[], b"").status, 200);
+    }
+    // An error body is not the API's shape.
+    assert_eq!(
+        send(&proxy.url(), "GET", "/demo/x?fail", &[], b"").status,
+        503
+    );
+    // Records (and the events before them) are written before the response.
+    assert!(events(&proxy, "schema_drift").is_empty(), "same shape");
+    changed.store(true, Ordering::SeqCst);
+    for path in ["/demo/p", "/demo/x", "/demo/x", "/demo/x"] {
+        let r = send(&proxy.url(), "GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    wait_events(&proxy, "schema_drift");
+    let evs = events(&proxy, "schema_drift");
+    assert_eq!(evs.len(), 1, "once, and not for the pass route: {evs:?}");
+    let ev = &evs[0];
+    assert_eq!(ev["integration"], "demo");
+    assert_eq!(ev["route"], "r");
+    assert_eq!(ev["direction"], "response");
+    assert_eq!(ev["policy"], "light");
+    assert_eq!(
+        ev["paths"],
+        serde_json::json!([
+            "$['incidents'][*]['tier']",
+            "$['incidents'][*]['sla']",
+            "$['incidents'][*]['sla']['hours']"
+        ])
+    );
+    assert_eq!(anomalies(&proxy, "schema_drift"), 1.0);
+    // The candidates are for the signal only, not the crossing records.
+    let crossings = proxy.crossings("audit.jsonl");
+    assert_eq!(crossings.len(), 9);
+    assert!(
+        crossings
+            .iter()
+            .all(|c| c["response"].get("new_paths").is_none())
+    );
+    no_canary(&proxy);
 }
