@@ -337,3 +337,113 @@ fn schema_drift_after_the_upstream_adds_a_field_without_allow_list() {
     );
     no_canary(&proxy);
 }
+
+/// `config` with API-key clients instead of anonymous access.
+fn with_clients(config: &str, clients: &[&str]) -> String {
+    let mut list = String::from("    clients:\n");
+    for c in clients {
+        list.push_str("      ");
+        list.push_str(c);
+        list.push('\n');
+    }
+    config.replace("    anonymous: true\n", &list)
+}
+
+fn key_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+#[test]
+fn auth_failure_burst_after_warmup_is_a_volume_anomaly() {
+    const BAD_KEY: &str = "cst_not_a_key_4821";
+    let up = Upstream::json(200, "{}");
+    let warmup = Duration::from_millis(1000);
+    let signals =
+        "signals: { window: 50ms, warmup: 1s, volume_multiple: 3, auth_failure_burst: 5 }";
+    // The proxy's warm-up starts between these two instants.
+    let before = Instant::now();
+    let app = format!("- {{ id: app, api_key: \"{}\" }}", key_hash("cst_good_key"));
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &with_clients(&config("", signals, "2099-01-01", &[GET_PASS]), &[&app]),
+        &[],
+    );
+    let started = Instant::now();
+    let bad = [("x-api-key", BAD_KEY)];
+    for _ in 0..10 {
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &bad, b"").status, 401);
+    }
+    if before.elapsed() < warmup {
+        assert!(events(&proxy, "volume_anomaly").is_empty(), "warm-up");
+    }
+    std::thread::sleep(warmup.saturating_sub(started.elapsed()));
+    let burst = |log: &str| log.contains("volume_anomaly") && log.contains("auth_failures");
+    let mut sent = 0;
+    while !burst(&proxy.logs()) {
+        assert!(sent < 2000, "no auth-failure burst after {sent} requests");
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &bad, b"").status, 401);
+        sent += 1;
+    }
+    let evs = events(&proxy, "volume_anomaly");
+    let ev = evs
+        .iter()
+        .find(|e| e["measure"] == "auth_failures")
+        .unwrap_or_else(|| panic!("{evs:?}"));
+    assert_eq!(ev["integration"], "demo");
+    assert!(ev["count"].as_u64().is_some_and(|n| n >= 5), "{ev}");
+    assert!(anomalies(&proxy, "volume_anomaly") >= 1.0);
+    assert!(!proxy.read("audit.jsonl").contains(BAD_KEY));
+    assert!(!proxy.logs().contains(BAD_KEY));
+}
+
+#[test]
+fn idle_client_credentials_are_signalled_at_start() {
+    let up = Upstream::json(200, "{}");
+    let clients = [
+        format!("- {{ id: app, api_key: \"{}\" }}", key_hash("cst_app_key")),
+        format!(
+            "- {{ id: batch, api_key: \"{}\" }}",
+            key_hash("cst_batch_key")
+        ),
+    ];
+    let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+    let base = config("", "signals: { idle_days: 0 }", "2099-01-01", &[GET_PASS]);
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&with_clients(&base, &clients), &[]);
+    let deadline = Instant::now() + WAIT;
+    while events(&proxy, "idle_integration").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 idle_integration events"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle = events(&proxy, "idle_integration");
+    let subjects: Vec<(String, String)> = idle
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+            (s("subject"), s("credential"))
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            ("integration".into(), "-".into()),
+            ("client".into(), "app".into()),
+            ("client".into(), "batch".into())
+        ],
+        "{idle:?}"
+    );
+    assert!(
+        idle.iter()
+            .all(|e| e["integration"] == "demo" && e["idle_days"] == 0)
+    );
+    assert!(idle.iter().all(|e| e["last_traffic"].is_null()));
+    assert_eq!(anomalies(&proxy, "idle_integration"), 3.0);
+    assert!(
+        !proxy.read("audit.jsonl").contains("cst_"),
+        "no key material"
+    );
+}
