@@ -16,9 +16,11 @@
 //!   `signals.auth_failure_burst` in a window and above the multiple of their
 //!   baseline, also after the warm-up). Baselines have floors (1 request, 1 KiB) so a
 //!   silent integration does not fire on its first few requests.
-//! - `schema_drift`: for routes whose policy has an allow-list, a wildcarded
-//!   path outside it never seen before on that integration, route and
-//!   direction (since start).
+//! - `schema_drift`: a wildcarded field path never seen before (since start)
+//!   on an integration, route and direction. With an allow-list: a path
+//!   outside it (the crossing record's `unknown_fields`). Without one: a
+//!   path of a sampled body new relative to the paths learned from earlier
+//!   samples, once the baseline has formed ([`drift`]); not on `pass`.
 //! - `credential_expiring` / `idle_integration`: [`daily`] checks, at start
 //!   and then every 24 h; expiring = ends within 30 days and has not ended.
 //!
@@ -27,18 +29,24 @@
 //! direction). State lives in one [`Signals`], created once by `serve` and
 //! kept across reloads; the hot path takes one mutex for a few integer
 //! updates and allocates only when a signal fires (or on an integration's
-//! first crossing).
+//! first crossing). A governed body on a policy without allow-list adds a
+//! lookup of its route's shape baseline (and that baseline's own mutex);
+//! only the sampled ones are walked.
 
-use crate::audit::{Crossing, Event};
+use crate::audit::{Crossing, Direction, Event};
 use crate::config::warnings::{SOON_DAYS, days_between, today_utc};
 use crate::config::{Config, SignalSettings};
 use crate::proxy::Runtime;
 use crate::proxy::auth::FailReason;
+use crate::proxy::route::Matched;
 use crate::proxy::server::Shared;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+mod drift;
+pub use drift::{ShapeProbe, Side};
 
 /// The upstream rejects the injected credential.
 pub const UPSTREAM_CREDENTIAL_FAILING: &str = "upstream_credential_failing";
@@ -92,8 +100,12 @@ struct Volume {
 
 #[derive(Default)]
 struct Seen {
+    /// Paths outside the allow-list reported so far.
     paths: HashSet<String>,
+    /// The event's rate limit (both kinds of drift).
     next: Option<Instant>,
+    /// The shape baseline, for policies without an allow-list.
+    shape: drift::Shared,
 }
 
 impl Volume {
@@ -207,27 +219,16 @@ impl Signals {
             let sides = [&rec.request, &rec.response];
             for (i, side) in sides.into_iter().enumerate() {
                 let Some(side) = side else { continue };
-                if side.unknown_fields.is_empty() {
+                if side.unknown_fields.is_empty() && side.new_paths.is_empty() {
                     continue;
                 }
                 let Some(seen) = seen_entry(&mut state, name, route, i) else {
                     continue;
                 };
-                let mut fresh = side
-                    .unknown_fields
-                    .iter()
-                    .filter(|p| !seen.paths.contains(p.as_str()))
-                    .peekable();
-                if fresh.peek().is_none()
-                    || seen.paths.len() >= MAX_SEEN_PATHS
-                    || !allow(&mut seen.next, now, s.repeat_after)
-                {
-                    // Not marked as seen: reported once the quiet time is over.
+                let paths = seen.drift(side, now, s.repeat_after);
+                if paths.is_empty() {
                     continue;
                 }
-                let room = MAX_SEEN_PATHS - seen.paths.len();
-                let paths: Vec<String> = fresh.take(MAX_EVENT_PATHS.min(room)).cloned().collect();
-                seen.paths.extend(paths.iter().cloned());
                 let ev = Event::new(SCHEMA_DRIFT, Some(name.to_string()))
                     .with("route", route)
                     .with("direction", if i == 0 { "request" } else { "response" })
@@ -237,6 +238,28 @@ impl Signals {
             }
         }
         fired
+    }
+
+    /// A probe when `side`'s body on this route may be sampled for drift:
+    /// its policy has no allow-list (and it is not `pass`). Whether this
+    /// body takes the sample is decided by its first document.
+    pub fn shape_probe(&self, config: &Config, m: &Matched<'_>, side: Side) -> Option<ShapeProbe> {
+        let policy = match side {
+            Side::Request => m.route.request.as_deref(),
+            Side::Response => m.route.response.as_deref(),
+        }?;
+        if policy.allow.is_some() {
+            return None;
+        }
+        let now = Instant::now();
+        let s = config.signals;
+        let base = {
+            let mut state = self.lock();
+            let seen = seen_entry(&mut state, &m.integration.name, &m.route.id, side.index())?;
+            seen.shape.clone()
+        };
+        let warming = now.saturating_duration_since(self.start) < s.warmup;
+        Some(ShapeProbe::new(base, s.drift_sample, warming, now))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -370,6 +393,65 @@ impl Signals {
         }
         out
     }
+}
+
+impl Seen {
+    /// The new paths of one direction to report now (and mark as seen);
+    /// empty while the quiet time runs or when memory is full, in which case
+    /// they stay unseen and are reported later.
+    fn drift(&mut self, side: &Direction, now: Instant, quiet: Duration) -> Vec<String> {
+        if side.new_paths.is_empty() {
+            self.outside_allow_list(side, now, quiet)
+        } else {
+            self.new_shape(side, now, quiet)
+        }
+    }
+
+    fn outside_allow_list(
+        &mut self,
+        side: &Direction,
+        now: Instant,
+        quiet: Duration,
+    ) -> Vec<String> {
+        let fresh: Vec<&String> = side
+            .unknown_fields
+            .iter()
+            .filter(|p| !self.paths.contains(p.as_str()))
+            .collect();
+        let n = room(fresh.len(), self.paths.len(), &mut self.next, now, quiet);
+        let paths: Vec<String> = fresh.into_iter().take(n).cloned().collect();
+        self.paths.extend(paths.iter().cloned());
+        paths
+    }
+
+    fn new_shape(&mut self, side: &Direction, now: Instant, quiet: Duration) -> Vec<String> {
+        let mut base = drift::lock(&self.shape);
+        // Another sample may have reported some of them meanwhile.
+        let fresh: Vec<&(u64, String)> = side
+            .new_paths
+            .iter()
+            .filter(|(h, _)| !base.known.contains(h))
+            .collect();
+        let n = room(fresh.len(), base.known.len(), &mut self.next, now, quiet);
+        base.learn(fresh.iter().take(n).map(|(h, _)| *h));
+        fresh.into_iter().take(n).map(|(_, p)| p.clone()).collect()
+    }
+}
+
+/// How many of `fresh` new paths to report now, `known` being remembered
+/// already: none when there are none, when memory is full or while the
+/// quiet time runs; at most [`MAX_EVENT_PATHS`].
+fn room(
+    fresh: usize,
+    known: usize,
+    next: &mut Option<Instant>,
+    now: Instant,
+    quiet: Duration,
+) -> usize {
+    if fresh == 0 || known >= MAX_SEEN_PATHS || !allow(next, now, quiet) {
+        return 0;
+    }
+    fresh.min(MAX_EVENT_PATHS).min(MAX_SEEN_PATHS - known)
 }
 
 fn seen_entry<'a>(

@@ -47,6 +47,7 @@ fn crossing(i: u64) -> Crossing {
             bytes_out: 90,
             actions: BTreeMap::from([("card".into(), 1)]),
             unknown_fields: vec!["$.incidents[*].extra".into()],
+            ..Direction::default()
         }),
         duration_us: 1000 + i,
     }

@@ -3,6 +3,8 @@
 
 mod common;
 use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Planted in payloads; must never reach the audit log or the service log.
@@ -244,5 +246,204 @@ fn healthy_integration_raises_no_daily_signal() {
             .iter()
             .all(|r| r.get("event").is_none_or(|e| e == "reload")),
         "{records:?}"
+    );
+}
+
+/// No allow-list: drift is judged against the shapes seen since start.
+const LIGHT: &str =
+    "policy: light\nbody:\n  rules:\n    - id: d\n      drop: ['$.incidents[*].internal']\n";
+
+/// An upstream answering an incident list that gains `tier` (and a nested
+/// `sla.hours`) once `changed` is set; `?fail` gets a 503 error body.
+fn changing_upstream(changed: &Arc<AtomicBool>) -> Upstream {
+    let changed = changed.clone();
+    Upstream::start(UpstreamOpts::new().handler(move |req| {
+        let json = |status: u16, body: String| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .expect("response")
+        };
+        if req.uri.ends_with("?fail") {
+            return json(503, r#"{"error":{"code":"busy"}}"#.into());
+        }
+        let extra = if changed.load(Ordering::SeqCst) {
+            format!(r#","tier":"{CANARY}","sla":{{"hours":4}}"#)
+        } else {
+            String::new()
+        };
+        let body = format!(
+            r#"{{"incidents":[{{"id":"INC1","internal":"{CANARY}"{extra}}},{{"id":"INC2"}}]}}"#
+        );
+        json(200, body)
+    }))
+}
+
+#[test]
+fn schema_drift_after_the_upstream_adds_a_field_without_allow_list() {
+    let changed = Arc::new(AtomicBool::new(false));
+    let up = changing_upstream(&changed);
+    // Every body sampled; the first sample is the baseline (no warm-up by
+    // time); volumes are out of the way.
+    let signals = "signals: { warmup: 0s, drift_sample: 0s, volume_multiple: 100000 }";
+    let routes = [
+        "- { id: r, methods: [GET], path: /x, request: pass, response: light }",
+        "- { id: p, methods: [GET], path: /p, request: pass, response: pass }",
+    ];
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &config("", signals, "2099-01-01", &routes),
+        &[("light.yaml", LIGHT)],
+    );
+    for path in ["/demo/x", "/demo/x", "/demo/x", "/demo/p"] {
+        assert_eq!(send(&proxy.url(), "GET", path, &[], b"").status, 200);
+    }
+    // An error body is not the API's shape.
+    assert_eq!(
+        send(&proxy.url(), "GET", "/demo/x?fail", &[], b"").status,
+        503
+    );
+    // Records (and the events before them) are written before the response.
+    assert!(events(&proxy, "schema_drift").is_empty(), "same shape");
+    changed.store(true, Ordering::SeqCst);
+    for path in ["/demo/p", "/demo/x", "/demo/x", "/demo/x"] {
+        let r = send(&proxy.url(), "GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    wait_events(&proxy, "schema_drift");
+    let evs = events(&proxy, "schema_drift");
+    assert_eq!(evs.len(), 1, "once, and not for the pass route: {evs:?}");
+    let ev = &evs[0];
+    assert_eq!(ev["integration"], "demo");
+    assert_eq!(ev["route"], "r");
+    assert_eq!(ev["direction"], "response");
+    assert_eq!(ev["policy"], "light");
+    assert_eq!(
+        ev["paths"],
+        serde_json::json!([
+            "$['incidents'][*]['tier']",
+            "$['incidents'][*]['sla']",
+            "$['incidents'][*]['sla']['hours']"
+        ])
+    );
+    assert_eq!(anomalies(&proxy, "schema_drift"), 1.0);
+    // The candidates are for the signal only, not the crossing records.
+    let crossings = proxy.crossings("audit.jsonl");
+    assert_eq!(crossings.len(), 9);
+    assert!(
+        crossings
+            .iter()
+            .all(|c| c["response"].get("new_paths").is_none())
+    );
+    no_canary(&proxy);
+}
+
+/// `config` with API-key clients instead of anonymous access.
+fn with_clients(config: &str, clients: &[&str]) -> String {
+    let mut list = String::from("    clients:\n");
+    for c in clients {
+        list.push_str("      ");
+        list.push_str(c);
+        list.push('\n');
+    }
+    config.replace("    anonymous: true\n", &list)
+}
+
+fn key_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+#[test]
+fn auth_failure_burst_after_warmup_is_a_volume_anomaly() {
+    const BAD_KEY: &str = "cst_not_a_key_4821";
+    let up = Upstream::json(200, "{}");
+    let warmup = Duration::from_millis(1000);
+    let signals =
+        "signals: { window: 50ms, warmup: 1s, volume_multiple: 3, auth_failure_burst: 5 }";
+    // The proxy's warm-up starts between these two instants.
+    let before = Instant::now();
+    let app = format!("- {{ id: app, api_key: \"{}\" }}", key_hash("cst_good_key"));
+    let proxy = Proxy::builder().upstream(&up.url()).start(
+        &with_clients(&config("", signals, "2099-01-01", &[GET_PASS]), &[&app]),
+        &[],
+    );
+    let started = Instant::now();
+    let bad = [("x-api-key", BAD_KEY)];
+    for _ in 0..10 {
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &bad, b"").status, 401);
+    }
+    if before.elapsed() < warmup {
+        assert!(events(&proxy, "volume_anomaly").is_empty(), "warm-up");
+    }
+    std::thread::sleep(warmup.saturating_sub(started.elapsed()));
+    let burst = |log: &str| log.contains("volume_anomaly") && log.contains("auth_failures");
+    let mut sent = 0;
+    while !burst(&proxy.logs()) {
+        assert!(sent < 2000, "no auth-failure burst after {sent} requests");
+        assert_eq!(send(&proxy.url(), "GET", "/demo/x", &bad, b"").status, 401);
+        sent += 1;
+    }
+    let evs = events(&proxy, "volume_anomaly");
+    let ev = evs
+        .iter()
+        .find(|e| e["measure"] == "auth_failures")
+        .unwrap_or_else(|| panic!("{evs:?}"));
+    assert_eq!(ev["integration"], "demo");
+    assert!(ev["count"].as_u64().is_some_and(|n| n >= 5), "{ev}");
+    assert!(anomalies(&proxy, "volume_anomaly") >= 1.0);
+    assert!(!proxy.read("audit.jsonl").contains(BAD_KEY));
+    assert!(!proxy.logs().contains(BAD_KEY));
+}
+
+#[test]
+fn idle_client_credentials_are_signalled_at_start() {
+    let up = Upstream::json(200, "{}");
+    let clients = [
+        format!("- {{ id: app, api_key: \"{}\" }}", key_hash("cst_app_key")),
+        format!(
+            "- {{ id: batch, api_key: \"{}\" }}",
+            key_hash("cst_batch_key")
+        ),
+    ];
+    let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+    let base = config("", "signals: { idle_days: 0 }", "2099-01-01", &[GET_PASS]);
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&with_clients(&base, &clients), &[]);
+    let deadline = Instant::now() + WAIT;
+    while events(&proxy, "idle_integration").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 idle_integration events"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle = events(&proxy, "idle_integration");
+    let subjects: Vec<(String, String)> = idle
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+            (s("subject"), s("credential"))
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            ("integration".into(), "-".into()),
+            ("client".into(), "app".into()),
+            ("client".into(), "batch".into())
+        ],
+        "{idle:?}"
+    );
+    assert!(
+        idle.iter()
+            .all(|e| e["integration"] == "demo" && e["idle_days"] == 0)
+    );
+    assert!(idle.iter().all(|e| e["last_traffic"].is_null()));
+    assert_eq!(anomalies(&proxy, "idle_integration"), 3.0);
+    assert!(
+        !proxy.read("audit.jsonl").contains("cst_"),
+        "no key material"
     );
 }

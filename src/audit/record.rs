@@ -57,4 +57,9 @@ pub struct Direction {
     pub actions: BTreeMap<String, u64>,
     /// Wildcarded paths seen outside the allow-list.
     pub unknown_fields: Vec<String>,
+    /// Drift candidates of a sampled body on a policy without allow-list:
+    /// path hash and wildcarded path. For the signals only, not the log
+    /// (the `schema_drift` event carries the paths).
+    #[serde(skip)]
+    pub new_paths: Vec<(u64, String)>,
 }

@@ -59,6 +59,9 @@ pub struct SignalsFile {
     /// Quiet time before the same signal (integration, kind, subject) repeats.
     #[serde(default)]
     pub repeat_after: Option<Span>,
+    /// Least time between two drift samples of one route and direction.
+    #[serde(default)]
+    pub drift_sample: Option<Span>,
 }
 
 /// `listen:`.

@@ -108,6 +108,9 @@ pub struct SignalSettings {
     pub idle_days: u32,
     /// Quiet time before the same signal repeats.
     pub repeat_after: Duration,
+    /// Least time between two shape samples of one integration, route and
+    /// direction (`schema_drift` without an allow-list).
+    pub drift_sample: Duration,
 }
 
 impl Default for SignalSettings {
@@ -119,6 +122,7 @@ impl Default for SignalSettings {
             auth_failure_burst: 20,
             idle_days: 30,
             repeat_after: Duration::from_secs(600),
+            drift_sample: Duration::from_secs(1),
         }
     }
 }
@@ -481,6 +485,7 @@ impl Builder<'_> {
                 .map_or(d.auth_failure_burst, |n| n.value.max(1)),
             idle_days: raw.idle_days.as_ref().map_or(d.idle_days, |n| n.value),
             repeat_after: raw.repeat_after.map_or(d.repeat_after, |s| s.0),
+            drift_sample: raw.drift_sample.map_or(d.drift_sample, |s| s.0),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Apply, ApplyError, Outcome, Policy};
 use crate::json::{self, JsonError};
+use serde_json::Value;
 
 /// How a payload is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +51,23 @@ pub fn apply_bytes(
     max_depth: usize,
     how: &Apply<'_>,
 ) -> Result<Applied, DocumentError> {
+    apply_bytes_seen(policy, bytes, format, max_depth, how, &mut |_| {})
+}
+
+/// [`apply_bytes`], showing each parsed document to `seen` as received,
+/// before the policy changes it (drift detection reads its shape).
+pub fn apply_bytes_seen(
+    policy: &Policy,
+    bytes: &[u8],
+    format: Format,
+    max_depth: usize,
+    how: &Apply<'_>,
+    seen: &mut dyn FnMut(&Value),
+) -> Result<Applied, DocumentError> {
     match format {
         Format::Json => {
             let mut doc = json::parse_strict(bytes, max_depth)?;
+            seen(&doc);
             let outcome = policy.apply(&mut doc, how)?;
             let bytes = if outcome.blocks(policy) {
                 Vec::new()
@@ -61,7 +76,7 @@ pub fn apply_bytes(
             };
             Ok(Applied { bytes, outcome })
         }
-        Format::Ndjson => apply_ndjson(policy, bytes, max_depth, how),
+        Format::Ndjson => apply_ndjson(policy, bytes, max_depth, how, seen),
     }
 }
 
@@ -70,6 +85,7 @@ fn apply_ndjson(
     bytes: &[u8],
     max_depth: usize,
     how: &Apply<'_>,
+    seen: &mut dyn FnMut(&Value),
 ) -> Result<Applied, DocumentError> {
     let mut docs = json::parse_ndjson(bytes, max_depth)
         .map_err(|(line, source)| DocumentError::NdjsonLine { line, source })?;
@@ -78,6 +94,7 @@ fn apply_ndjson(
         ..Outcome::default()
     };
     for doc in &mut docs {
+        seen(doc);
         total.merge(policy.apply(doc, how)?);
         if total.blocks(policy) {
             return Ok(Applied {
@@ -92,7 +109,7 @@ fn apply_ndjson(
     })
 }
 
-fn to_vec(doc: &serde_json::Value) -> Vec<u8> {
+fn to_vec(doc: &Value) -> Vec<u8> {
     // Serialising a Value cannot fail: keys are strings and numbers are valid.
     serde_json::to_vec(doc).unwrap_or_default()
 }

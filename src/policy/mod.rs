@@ -13,6 +13,7 @@ mod load;
 pub mod names;
 pub mod path;
 mod selftest;
+pub mod shape;
 pub mod transform;
 
 pub use compile::compile;

@@ -4,7 +4,7 @@
 
 use super::decode::{self, DecodeError};
 use crate::config::Limits;
-use crate::policy::document::{DocumentError, Format, apply_bytes};
+use crate::policy::document::{DocumentError, Format, apply_bytes_seen};
 use crate::policy::names::{essence, is_ndjson};
 use crate::policy::transform::HashKey;
 use crate::policy::{Apply, OtherContent, Outcome, Policy};
@@ -62,13 +62,15 @@ pub struct Governed {
 
 /// Applies `policy` to a body with these headers. On success with an
 /// outcome, the body was re-serialised: the caller must drop encoding and
-/// digest headers (see `headers::strip_body_digests`).
+/// digest headers (see `headers::strip_body_digests`). `seen` is shown each
+/// parsed document before the policy runs (drift sampling).
 pub fn govern(
     policy: &Policy,
     headers: &HeaderMap,
     raw: Bytes,
     limits: &Limits,
     hash_key: Option<&HashKey>,
+    seen: &mut dyn FnMut(&serde_json::Value),
 ) -> Result<Governed, BodyError> {
     // An empty body carries no data to govern (204s, GETs, HEAD answers).
     if raw.is_empty() {
@@ -121,12 +123,12 @@ pub fn govern(
         hash_key,
         report: false,
     };
-    let applied = apply_bytes(policy, &decoded, format, limits.max_json_depth, &how).map_err(
-        |e| match e {
+    let depth = limits.max_json_depth;
+    let applied =
+        apply_bytes_seen(policy, &decoded, format, depth, &how, seen).map_err(|e| match e {
             DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
             other => BodyError::Malformed(other.to_string()),
-        },
-    )?;
+        })?;
     if let Some(r) = applied
         .outcome
         .refused

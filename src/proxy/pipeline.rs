@@ -15,6 +15,7 @@ use super::{Runtime, framing, headers, route, tunnel, uri};
 use crate::config::OnFailure;
 use crate::policy::Policy;
 use crate::policy::names::NameFilter;
+use crate::signals::{ShapeProbe, Side};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -104,12 +105,14 @@ async fn cross(
     let limits = config.limits;
     let raw = read_request_body(&parts.headers, body, &limits).await?;
     let request_policy = matched.route.request.as_deref();
+    let probe = rt.signals.shape_probe(config, &matched, Side::Request);
     let governed = govern(
         rt,
         request_policy,
         &parts.headers,
         raw,
         trail.request_side(),
+        probe,
     )
     .map_err(|e| request_body_refusal(&e))?;
     let forward_path = forward_path(&matched, &parts, request_policy);
@@ -163,7 +166,10 @@ async fn cross(
     let mut answer = answer?;
     trail.upstream_status = Some(answer.status.as_u16());
     let switched = answer.switched.take();
-    let mut response = respond(rt, matched.route.response.as_deref(), answer, trail)?;
+    // Error bodies have shapes of their own: not the API's drift.
+    let probe = answer.status.is_success().then_some(&matched);
+    let probe = probe.and_then(|m| rt.signals.shape_probe(config, m, Side::Response));
+    let mut response = respond(rt, matched.route.response.as_deref(), answer, trail, probe)?;
     let tunnel = match (upgrade, switched) {
         (Some(asked), Some(upstream)) => {
             tunnel::mark(response.headers_mut());
@@ -200,13 +206,15 @@ fn authenticate<'c>(
     })
 }
 
-/// Applies a direction's policy (or `pass`) to a body, recording it.
+/// Applies a direction's policy (or `pass`) to a body, recording it (and
+/// its drift candidates when `probe` samples it).
 fn govern(
     rt: &Runtime,
     policy: Option<&Policy>,
     headers: &http::HeaderMap,
     raw: Bytes,
     side: &mut crate::audit::record::Direction,
+    mut probe: Option<ShapeProbe>,
 ) -> Result<Governed, BodyError> {
     side.bytes_in = raw.len() as u64;
     let governed = match policy {
@@ -220,8 +228,10 @@ fn govern(
             raw,
             &rt.config.limits,
             rt.config.hash_key.as_ref(),
+            &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
         )?,
     };
+    side.new_paths = probe.map(ShapeProbe::finish).unwrap_or_default();
     side.bytes_out = governed.body.len() as u64;
     if let (Some(p), Some(outcome)) = (policy, &governed.outcome) {
         Trail::record_actions(side, p, outcome);
@@ -319,6 +329,7 @@ fn respond(
     policy: Option<&Policy>,
     answer: upstream::Answer,
     trail: &mut Trail,
+    probe: Option<ShapeProbe>,
 ) -> Result<ProxyResponse, Refusal> {
     // A part of a document is not judged as if it were the document.
     if policy.is_some() && answer.status == http::StatusCode::PARTIAL_CONTENT {
@@ -328,7 +339,8 @@ fn respond(
         ));
     }
     let mut headers = answer.headers;
-    let governed = govern(rt, policy, &headers, answer.body, trail.response_side())
+    let side = trail.response_side();
+    let governed = govern(rt, policy, &headers, answer.body, side, probe)
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy {
         headers::apply_rules(&mut headers, &p.headers);

@@ -41,3 +41,34 @@ fn seen_paths_are_keyed_by_integration_route_and_direction() {
     assert_eq!(other, Some(0));
     assert!(seen_entry(&mut state, "a", "r", 2).is_none());
 }
+
+#[test]
+fn shape_drift_is_reported_once_then_after_the_quiet_time() {
+    let mut seen = Seen::default();
+    let now = Instant::now();
+    let quiet = Duration::from_secs(600);
+    let side = Direction {
+        new_paths: vec![(1, "$['a']".into()), (2, "$['b']".into())],
+        ..Direction::default()
+    };
+    assert_eq!(seen.drift(&side, now, quiet), ["$['a']", "$['b']"]);
+    assert!(seen.drift(&side, now, quiet).is_empty(), "marked as seen");
+    let later = Direction {
+        new_paths: vec![(2, "$['b']".into()), (3, "$['c']".into())],
+        ..Direction::default()
+    };
+    assert!(seen.drift(&later, now, quiet).is_empty(), "quiet time");
+    assert_eq!(seen.drift(&later, now + quiet, quiet), ["$['c']"]);
+}
+
+#[test]
+fn drift_events_are_bounded_and_stop_when_memory_is_full() {
+    let mut next = None;
+    let now = Instant::now();
+    let quiet = Duration::ZERO;
+    assert_eq!(room(0, 0, &mut next, now, quiet), 0);
+    assert!(next.is_none(), "nothing new does not start the quiet time");
+    assert_eq!(room(100, 0, &mut next, now, quiet), MAX_EVENT_PATHS);
+    assert_eq!(room(100, MAX_SEEN_PATHS - 3, &mut next, now, quiet), 3);
+    assert_eq!(room(100, MAX_SEEN_PATHS, &mut next, now, quiet), 0);
+}
