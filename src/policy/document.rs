@@ -72,7 +72,7 @@ pub fn apply_bytes_seen(
             let bytes = if outcome.blocks(policy) {
                 Vec::new()
             } else {
-                to_vec(&doc)
+                to_vec(&doc, bytes.len())
             };
             Ok(Applied { bytes, outcome })
         }
@@ -109,7 +109,13 @@ fn apply_ndjson(
     })
 }
 
-fn to_vec(doc: &Value) -> Vec<u8> {
+/// Serialises `doc` into a buffer the size of the input: policies mostly shrink documents, so
+/// this saves the growth copies of a buffer that starts small.
+fn to_vec(doc: &Value, input_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input_len);
     // Serialising a Value cannot fail: keys are strings and numbers are valid.
-    serde_json::to_vec(doc).unwrap_or_default()
+    match serde_json::to_writer(&mut out, doc) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }

@@ -162,7 +162,7 @@ impl<'a> Location<'a> {
     /// A hash of [`Self::wildcarded`] without building the string, to
     /// deduplicate unknown-field reports cheaply.
     pub fn wildcard_hash(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = Fnv::default();
         self.hash_wild(&mut h);
         std::hash::Hasher::finish(&h)
     }
@@ -229,6 +229,29 @@ fn write_name(out: &mut impl fmt::Write, name: &str) -> fmt::Result {
 // Public selectors
 // ---------------------------------------------------------------------------------------------
 
+/// FNV-1a: a few bytes of key names per path, where SipHash's setup would dominate. Used only
+/// to spot repeats within one document, never as a keyed or adversarial-safe hash.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One compiled JSONPath.
 #[derive(Clone)]
 pub struct Selector {
@@ -260,10 +283,7 @@ impl Selector {
 
     /// Matches the root and every descendant. `redact` uses it when a rule has no paths.
     pub fn everything() -> Selector {
-        let step = Step {
-            descendant: true,
-            sels: vec![Sel::Wildcard],
-        };
+        let step = Step::new(true, vec![Sel::Wildcard]);
         let program = Program {
             steps: vec![step],
             filters: Vec::new(),
@@ -436,6 +456,34 @@ struct Step {
     descendant: bool,
     /// Several selectors of one bracket. A child matches if any of them selects it.
     sels: Vec<Sel>,
+    /// The name selectors of `sels`, tested first without dispatching on the kind: nearly
+    /// every step is one name, and this is the walk's innermost loop.
+    names: Vec<Name>,
+}
+
+impl Step {
+    fn new(descendant: bool, sels: Vec<Sel>) -> Step {
+        let names = sels
+            .iter()
+            .filter_map(|sel| match sel {
+                Sel::Name(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        Step {
+            descendant,
+            sels,
+            names,
+        }
+    }
+
+    fn selects(&self, child: &Child<'_>, hits: &Hits<'_>) -> bool {
+        match child.key {
+            Some(key) if self.names.iter().any(|n| n.matches(key, child.ascii)) => return true,
+            _ => {}
+        }
+        self.names.len() < self.sels.len() && self.sels.iter().any(|sel| sel.selects(child, hits))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -493,7 +541,7 @@ impl Program {
                 .iter()
                 .map(|sel| program.selector(sel, &query.segments[..k], descendant))
                 .collect();
-            program.steps.push(Step { descendant, sels });
+            program.steps.push(Step::new(descendant, sels));
         }
         Ok(program)
     }
@@ -696,10 +744,7 @@ impl Nfa {
             if sels.iter().any(local) {
                 set(&mut self.local_filters, self.steps.len());
             }
-            self.steps.push(Some(Step {
-                descendant: step.descendant,
-                sels,
-            }));
+            self.steps.push(Some(Step::new(step.descendant, sels)));
         }
         let accept = self.steps.len();
         self.steps.push(None);
@@ -755,7 +800,7 @@ impl Nfa {
             if step.descendant {
                 to |= 1 << bit;
             }
-            if bit < 63 && step.sels.iter().any(|sel| sel.selects(child, hits)) {
+            if bit < 63 && step.selects(child, hits) {
                 to |= 1 << (bit + 1);
             }
         }
@@ -765,7 +810,7 @@ impl Nfa {
     /// Does the step of state `s` select `child`?
     fn steps_into(&self, s: usize, child: &Child<'_>, hits: &Hits<'_>) -> bool {
         match self.steps.get(s) {
-            Some(Some(step)) => step.sels.iter().any(|sel| sel.selects(child, hits)),
+            Some(Some(step)) => step.selects(child, hits),
             _ => false,
         }
     }
@@ -810,7 +855,8 @@ impl<'k> Child<'k> {
 impl Sel {
     fn selects(&self, child: &Child<'_>, hits: &Hits<'_>) -> bool {
         match self {
-            Sel::Name(name) => child.key.is_some_and(|k| name.matches(k, child.ascii)),
+            // Tested by `Step::selects`, before any other kind.
+            Sel::Name(_) => false,
             Sel::Wildcard => true,
             Sel::Index(i) => child.key.is_none() && index_selects(*i, child.pos, child.len),
             Sel::Slice { start, end, step } => {

@@ -118,12 +118,20 @@ impl RuleGroup {
         if bits.is_empty() || !is_container(node) {
             return;
         }
-        let masked;
+        // Most automata fit in a word or two: mask on the stack.
+        let (mut small, mut large) = ([0u64; 4], Vec::new());
         let states = if bits == (0..self.owner.len()) {
             states
         } else {
-            masked = mask(states, &bits);
-            &masked[..]
+            let out = match small.get_mut(..states.len()) {
+                Some(out) => out,
+                None => {
+                    large.resize(states.len(), 0);
+                    &mut large[..]
+                }
+            };
+            mask(states, &bits, out);
+            &*out
         };
         if !self.nfa.active(states) {
             return;
@@ -142,18 +150,14 @@ impl RuleGroup {
     }
 }
 
-/// The states of `states` whose index lies in `bits`.
-fn mask(states: &[u64], bits: &Range<usize>) -> Vec<u64> {
-    states
-        .iter()
-        .enumerate()
-        .map(|(w, word)| {
-            let first = w * 64;
-            let lo = bits.start.clamp(first, first + 64);
-            let hi = bits.end.clamp(first, first + 64);
-            word & ones_between(lo - first, hi - first)
-        })
-        .collect()
+/// Writes to `out` the states of `states` whose index lies in `bits`.
+fn mask(states: &[u64], bits: &Range<usize>, out: &mut [u64]) {
+    for (w, (word, out)) in states.iter().zip(out).enumerate() {
+        let first = w * 64;
+        let lo = bits.start.clamp(first, first + 64);
+        let hi = bits.end.clamp(first, first + 64);
+        *out = word & ones_between(lo - first, hi - first);
+    }
 }
 
 /// A word with bits `lo..hi` set (`hi` ≤ 64).
