@@ -9,6 +9,7 @@
 #
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
 #      LOAD_THREADS (2), LOAD_WARMUP (s per target and size, 2; 0 = none),
+#      LOAD_SIZES ("1k 16k 256k"; 16k is required for the auth and audit rows),
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to).
 set -euo pipefail
 
@@ -17,7 +18,7 @@ ROUNDS=${LOAD_ROUNDS:-3}
 CONNS=${LOAD_CONNECTIONS:-16}
 THREADS=${LOAD_THREADS:-2}
 WARMUP=${LOAD_WARMUP:-2}
-SIZES=(1k 16k 256k)
+read -ra SIZES <<<"${LOAD_SIZES:-1k 16k 256k}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE="$ROOT/benches/load"
