@@ -162,7 +162,7 @@ impl<'a> Location<'a> {
     /// A hash of [`Self::wildcarded`] without building the string, to
     /// deduplicate unknown-field reports cheaply.
     pub fn wildcard_hash(&self) -> u64 {
-        let mut h = Fnv::default();
+        let mut h = Fx::default();
         self.hash_wild(&mut h);
         std::hash::Hasher::finish(&h)
     }
@@ -229,22 +229,30 @@ fn write_name(out: &mut impl fmt::Write, name: &str) -> fmt::Result {
 // Public selectors
 // ---------------------------------------------------------------------------------------------
 
-/// FNV-1a: a few bytes of key names per path, where SipHash's setup would dominate. Used only
-/// to spot repeats within one document, never as a keyed or adversarial-safe hash.
-struct Fnv(u64);
+/// A word-at-a-time multiplicative hash (FxHash's): a few key names per path, where SipHash's
+/// setup would dominate. Used only to spot repeated paths within one document.
+#[derive(Default)]
+struct Fx(u64);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
-impl std::hash::Hasher for Fnv {
+impl std::hash::Hasher for Fx {
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        // The length keeps "a" apart from "a\0".
+        self.add(u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 56));
     }
 
     fn finish(&self) -> u64 {
