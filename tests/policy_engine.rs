@@ -242,3 +242,34 @@ fn strict_parsing_rejects_what_an_upstream_could_read_differently() {
         br#"{"n":18446744073709551616,"f":1.10,"z":0}"#
     );
 }
+
+#[test]
+fn a_rule_whose_paths_overlap_acts_once_per_node() {
+    // Hashing twice would give a pseudonym of the pseudonym.
+    let once = run(
+        "  rules:\n    - id: h\n      hash: ['$.user.email']\n",
+        json!({"user": {"email": "jo@x.io"}}),
+    );
+    let (doc, out, p) = run(
+        "  rules:\n    - id: h\n      hash: ['$.user.email', '$..email', '$.*.email']\n",
+        json!({"user": {"email": "jo@x.io"}}),
+    );
+    assert_eq!(doc, once.0);
+    assert_eq!(out.actions(&p).collect::<Vec<_>>(), [("h", 1)]);
+}
+
+#[test]
+fn later_rules_see_what_earlier_rules_did_below_and_above_them() {
+    // r1 masks a field inside the object r2 then turns into text; r3 finds
+    // nothing left to replace below it. Run together, as one after the other.
+    let (doc, out, p) = run(
+        "  rules:\n    - id: r1\n      mask: ['$.a.pin']\n    - id: r2\n      mask: ['$.a']\n      char: '#'\n    - id: r3\n      replace: ['$.a.pin']\n      with: 0\n",
+        json!({"a": {"pin": "1234"}, "b": {"pin": "5678"}}),
+    );
+    // r2 masks letters and digits only: the stars r1 left show it ran first.
+    assert_eq!(
+        doc,
+        json!({"a": "{\"###\":\"****\"}", "b": {"pin": "5678"}})
+    );
+    assert_eq!(out.actions(&p).collect::<Vec<_>>(), [("r1", 1), ("r2", 1)]);
+}

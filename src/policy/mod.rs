@@ -73,8 +73,8 @@ pub struct Rule {
 /// Consecutive value-level rules (mask, replace, hash, redact) without filters share one
 /// [`RuleGroup`] walk, which gives the result of running them one after the other. A `drop`
 /// (it shifts array indices) or a rule with a filter (its result depends on earlier rules'
-/// effects) runs alone. Each rule acts at most once per node, even when several of its paths
-/// select the node.
+/// effects) runs alone, path by path. A grouped rule acts at most once per node, even when
+/// several of its paths select the node.
 #[derive(Debug)]
 pub enum Stage {
     /// Indices into [`Policy::rules`], in order, and their shared walk.
