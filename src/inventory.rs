@@ -89,7 +89,7 @@ pub struct ClientRow {
 
 /// When integrations and credentials were last used: from the crossing log
 /// (`customs inventory`) or from the running proxy (admin `/inventory`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Usage {
     clients: HashMap<(String, String), String>,
     integrations: HashMap<String, String>,
@@ -105,6 +105,22 @@ impl Usage {
                 (integration.to_string(), client.to_string()),
                 ts.to_string(),
             );
+        }
+    }
+
+    /// Adds `other`'s uses, keeping the later time of each.
+    pub fn merge(&mut self, other: &Usage) {
+        fn later(into: &mut String, ts: &str) {
+            let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+            if parse(ts) > parse(into) {
+                *into = ts.to_string();
+            }
+        }
+        for (k, ts) in &other.integrations {
+            later(self.integrations.entry(k.clone()).or_default(), ts);
+        }
+        for (k, ts) in &other.clients {
+            later(self.clients.entry(k.clone()).or_default(), ts);
         }
     }
 

@@ -23,6 +23,8 @@
 //!   samples, once the baseline has formed ([`drift`]); not on `pass`.
 //! - `credential_expiring` / `idle_integration`: [`daily`] checks, at start
 //!   and then every 24 h; expiring = ends within 30 days and has not ended.
+//!   Idle counts from the last forwarded crossing, in the crossing log file
+//!   found at start or since; with none known, from the start.
 //!
 //! A storm cannot flood the log: each signal repeats at most once per
 //! `signals.repeat_after` per integration and kind (and measure, or route and
@@ -349,7 +351,7 @@ impl Signals {
         let parse = |t: Option<&String>| t.and_then(|t| t.parse::<jiff::Timestamp>().ok());
         let idle =
             |it: &str, subject: &'static str, cred: Option<&str>, last: Option<jiff::Timestamp>| {
-                let since = last.map_or(self.started_at, |t| t.max(self.started_at));
+                let since = last.unwrap_or(self.started_at);
                 let quiet = now.as_second() - since.as_second();
                 (quiet >= idle_secs).then(|| {
                     let mut ev = Event::new(IDLE_INTEGRATION, Some(it.to_string()))
@@ -488,13 +490,15 @@ pub async fn emit(rt: &Runtime, ev: Event) {
 /// Runs the daily checks at start and then every [`DAILY`] until `shutdown`,
 /// on whatever configuration is live at the time.
 pub async fn daily(shared: Shared, mut shutdown: watch::Receiver<bool>) {
+    let history = history(&shared.load_full().config).await;
     loop {
         if *shutdown.borrow() {
             return;
         }
         {
             let rt = shared.load_full();
-            let usage = rt.metrics.usage(&rt.config);
+            let mut usage = history.clone();
+            usage.merge(&rt.metrics.usage(&rt.config));
             for ev in rt.signals.daily_events(&rt.config, &usage) {
                 emit(&rt, ev).await;
             }
@@ -504,6 +508,19 @@ pub async fn daily(shared: Shared, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(DAILY) => {}
         }
     }
+}
+
+/// Uses recorded before this start, from the current crossing log file
+/// (rotated files are not read: an integration whose last crossing is only
+/// there counts as idle from the start, as one without any history does).
+async fn history(config: &Config) -> crate::inventory::Usage {
+    let crate::config::AuditSink::File(path) = &config.audit.sink else {
+        return crate::inventory::Usage::default();
+    };
+    let path = path.clone();
+    tokio::task::spawn_blocking(move || crate::inventory::Usage::from_audit_log(&path))
+        .await
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -447,3 +447,34 @@ fn idle_client_credentials_are_signalled_at_start() {
         "no key material"
     );
 }
+
+#[test]
+fn idle_time_counts_from_the_crossing_log_found_at_start() {
+    // A restart must not reset idleness: the log says the last forwarded
+    // crossing was long before this start.
+    let up = Upstream::json(200, "{}");
+    let last = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(40 * 24);
+    let last = format!("{last:.0}");
+    let fields = serde_json::json!({
+        "ts": last, "request_id": "r1", "integration": "demo", "route": "r",
+        "method": "GET", "path": "/x", "status": 200, "outcome": "forwarded",
+    });
+    let fields = serde_json::to_vec(&fields).expect("fields");
+    let earlier =
+        customs::audit::chain::seal(1, customs::audit::chain::GENESIS, &fields).expect("seals");
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("audit.jsonl", &earlier.line)
+        .start(
+            &config("", "signals: { idle_days: 30 }", "2099-01-01", &[GET_PASS]),
+            &[],
+        );
+    wait_events(&proxy, "idle_integration");
+    let idle = events(&proxy, "idle_integration");
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert_eq!(idle[0]["subject"], "integration");
+    assert_eq!(idle[0]["last_traffic"], last.as_str());
+    assert_eq!(idle[0]["since"], last.as_str());
+    // The chain went on from the record that was there.
+    assert_eq!(idle[0]["seq"], 2);
+}
