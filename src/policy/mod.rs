@@ -78,7 +78,7 @@ pub struct Rule {
 #[derive(Debug)]
 pub enum Stage {
     /// Indices into [`Policy::rules`], in order, and their shared walk.
-    Group(Vec<usize>, RuleGroup),
+    Group(Vec<usize>, Box<RuleGroup>),
     /// One rule, path by path.
     Alone(usize),
 }
@@ -90,7 +90,10 @@ pub fn stages(rules: &[Rule]) -> Vec<Stage> {
     let flush = |members: &mut Vec<usize>, stages: &mut Vec<Stage>| {
         if !members.is_empty() {
             let sels: Vec<&[Selector]> = members.iter().map(|i| &rules[*i].selectors[..]).collect();
-            stages.push(Stage::Group(std::mem::take(members), RuleGroup::new(&sels)));
+            stages.push(Stage::Group(
+                std::mem::take(members),
+                Box::new(RuleGroup::new(&sels)),
+            ));
         }
     };
     for (i, rule) in rules.iter().enumerate() {

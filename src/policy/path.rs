@@ -59,6 +59,7 @@ use std::sync::Arc;
 use unicase::UniCase;
 
 mod group;
+mod keys;
 #[cfg(test)]
 mod tests;
 
@@ -714,6 +715,8 @@ struct Nfa {
     /// The states whose step has a filter without `$`, which is evaluated per container.
     local_filters: Vec<u64>,
     words: usize,
+    /// The name-only steps, indexed by name.
+    keys: keys::KeyIndex,
 }
 
 impl Nfa {
@@ -727,10 +730,12 @@ impl Nfa {
             accept: vec![0; words],
             local_filters: vec![0; words],
             words,
+            keys: keys::KeyIndex::default(),
         };
         for program in programs {
             nfa.add(program);
         }
+        nfa.keys = keys::KeyIndex::new(&nfa.steps, words);
         nfa
     }
 
@@ -774,15 +779,18 @@ impl Nfa {
 
     /// Computes the state set of `child` from the state set of its parent.
     fn advance(&self, parent: &[u64], child: &Child<'_>, hits: &Hits<'_>, into: &mut [u64]) {
+        let keyed = child
+            .key
+            .and_then(|k| self.keys.lookup(parent, k, child.ascii));
         // Most walks fit in one word; plain integers keep this hot loop free of slice work.
         if let ([from], [to]) = (parent, &mut *into) {
-            *to = self.advance_word(0, *from, child, hits);
+            *to = self.advance_word(0, *from, child, hits, keyed);
             return;
         }
         for (w, (from, to)) in parent.iter().zip(into.iter_mut()).enumerate() {
             *to = 0;
             if *from != 0 {
-                *to = self.advance_word(w * 64, *from, child, hits);
+                *to = self.advance_word(w * 64, *from, child, hits, keyed);
             }
         }
         // The successor of a word's last state is the first state of the next word.
@@ -796,9 +804,18 @@ impl Nfa {
 
     /// The states in word `base / 64` reached from the states `from` of that word. Successors
     /// that fall into the next word are handled by the caller.
-    fn advance_word(&self, base: usize, from: u64, child: &Child<'_>, hits: &Hits<'_>) -> u64 {
-        let mut to = 0;
-        let mut rest = from;
+    fn advance_word(
+        &self,
+        base: usize,
+        from: u64,
+        child: &Child<'_>,
+        hits: &Hits<'_>,
+        keyed: Option<&[u64]>,
+    ) -> u64 {
+        let (mut to, mut rest) = match keyed {
+            Some(selected) => self.keys.advance_word(base / 64, from, selected),
+            None => (0, from),
+        };
         while rest != 0 {
             let bit = rest.trailing_zeros();
             rest &= rest - 1;
