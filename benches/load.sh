@@ -10,7 +10,9 @@
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
 #      LOAD_THREADS (2), LOAD_WARMUP (s per target and size, 2; 0 = none),
 #      LOAD_SIZES ("1k 16k 256k"; 16k is required for the auth and audit rows),
-#      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to).
+#      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
+#      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
+#      floor of customs' stack without policy, audit, auth or metrics).
 set -euo pipefail
 
 DURATION=${LOAD_DURATION:-10}
@@ -193,12 +195,23 @@ MAIN_PORT=$CUSTOMS_PORT MAIN_PID=$CUSTOMS_PID
 start_customs audit-off "$(customs_conf /dev/null "$(integration pass pass)")"
 OFF_PORT=$CUSTOMS_PORT OFF_PID=$CUSTOMS_PID
 
+BARE=()
+if [[ ${LOAD_BARE:-0} == 1 ]]; then
+    (cd "$ROOT" && timeout 3600 cargo build --release --example bare_proxy) >&2
+    "$ROOT/target/release/examples/bare_proxy" 127.0.0.1:0 "http://127.0.0.1:$UP_PORT" >"$WORK/bare.out" 2>&1 &
+    PIDS+=("$!")
+    for ((i = 0; i < 100; i++)); do grep -q '^ready ' "$WORK/bare.out" && break; sleep 0.1; done
+    BARE_PORT=$(sed -n 's/^ready proxy=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/bare.out")
+    [[ -n $BARE_PORT ]] || die "bare proxy not ready: $(cat "$WORK/bare.out")"
+    BARE=(hyper-bare)
+fi
+
 # --- targets -----------------------------------------------------------------
 targets_for() { # size
     if [[ $1 == 16k ]]; then
-        echo direct nginx customs-pass customs-incident customs-pass-auth customs-pass-audit-off
+        echo direct nginx "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off
     else
-        echo direct nginx customs-pass customs-incident
+        echo direct nginx "${BARE[@]}" customs-pass customs-incident
     fi
 }
 
@@ -206,6 +219,7 @@ url_for() { # target size
     case $1 in
         direct) echo "http://127.0.0.1:$UP_PORT/$2.json" ;;
         nginx) echo "http://127.0.0.1:$NGX_PORT/$2.json" ;;
+        hyper-bare) echo "http://127.0.0.1:$BARE_PORT/$2.json" ;;
         customs-pass) echo "http://127.0.0.1:$MAIN_PORT/pass/$2.json" ;;
         customs-incident) echo "http://127.0.0.1:$MAIN_PORT/incident/$2.json" ;;
         customs-pass-auth) echo "http://127.0.0.1:$MAIN_PORT/auth/$2.json" ;;

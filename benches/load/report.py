@@ -13,6 +13,7 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 LABELS = {
     "direct": "direct to upstream",
     "nginx": "nginx reverse proxy",
+    "hyper-bare": "bare hyper proxy (`examples/bare_proxy.rs`)",
     "customs-pass": "customs `pass`",
     "customs-incident": "customs `incident-inbound`",
     "customs-pass-auth": "customs `pass` + API key",
