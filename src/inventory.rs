@@ -138,8 +138,11 @@ impl Usage {
         let Ok(file) = std::fs::File::open(path) else {
             return usage;
         };
-        for line in std::io::BufRead::lines(std::io::BufReader::new(file)).map_while(Result::ok) {
-            let Ok(l) = serde_json::from_str::<Line>(&line) else {
+        // By bytes: one line that is not UTF-8 must not end the scan.
+        for line in
+            std::io::BufRead::split(std::io::BufReader::new(file), b'\n').map_while(Result::ok)
+        {
+            let Ok(l) = serde_json::from_slice::<Line>(&line) else {
                 continue;
             };
             if let (Some(ts), Some(it), Some("forwarded")) =

@@ -490,7 +490,11 @@ pub async fn emit(rt: &Runtime, ev: Event) {
 /// Runs the daily checks at start and then every [`DAILY`] until `shutdown`,
 /// on whatever configuration is live at the time.
 pub async fn daily(shared: Shared, mut shutdown: watch::Receiver<bool>) {
-    let history = history(&shared.load_full().config).await;
+    let config = shared.load_full().config.clone();
+    let history = tokio::select! {
+        usage = history(&config) => usage,
+        _ = shutdown.changed() => return,
+    };
     loop {
         if *shutdown.borrow() {
             return;

@@ -115,6 +115,8 @@ pub struct Auditor {
 /// State the writer publishes to every handle.
 #[derive(Debug)]
 struct Shared {
+    /// Set by [`Auditor::close`]: drain the queue and stop.
+    closing: tokio::sync::Notify,
     write_ok: AtomicBool,
     sync_ok: AtomicBool,
     written: AtomicU64,
@@ -151,6 +153,7 @@ pub async fn start(settings: AuditSettings) -> Result<(Auditor, JoinHandle<()>),
     };
     tracing::info!(seq = head.seq, hash = %head.hash, "audit log opened");
     let shared = Arc::new(Shared {
+        closing: tokio::sync::Notify::new(),
         write_ok: AtomicBool::new(true),
         sync_ok: AtomicBool::new(true),
         written: AtomicU64::new(0),
@@ -194,6 +197,14 @@ impl Auditor {
             .map_err(|_| AuditError::Closed)
     }
 
+    /// Stops taking records: what is queued is written and synced, then the
+    /// writer task ends (later records fail with [`AuditError::Closed`]).
+    /// `serve` calls it once the listeners have drained, so that no handle
+    /// still held somewhere keeps the writer, and its queue, waiting.
+    pub fn close(&self) {
+        self.shared.closing.notify_one();
+    }
+
     /// False after a write or `fsync` failed (until a later one succeeds),
     /// or when the writer task has stopped.
     #[must_use]
@@ -231,12 +242,22 @@ async fn tick(weak: mpsc::WeakSender<Msg>) {
     }
 }
 
-/// The writer task: batches until every sender is gone, then syncs.
+/// The writer task: batches until every sender is gone or [`Auditor::close`]
+/// is called, then writes what is queued and syncs.
 async fn run(mut rx: mpsc::Receiver<Msg>, mut log: Log) {
+    let shared = Arc::clone(&log.shared);
     let mut msgs = Vec::with_capacity(QUEUE);
     loop {
         tokio::task::yield_now().await;
-        if rx.recv_many(&mut msgs, QUEUE).await == 0 {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut msgs, QUEUE) => n,
+            () = shared.closing.notified() => {
+                // Closed: what is queued still comes out, then 0.
+                rx.close();
+                continue;
+            }
+        };
+        if received == 0 {
             break;
         }
         let mut batch = Vec::with_capacity(msgs.len());
@@ -590,7 +611,13 @@ impl Output for FileOutput {
             file.set_len(self.len)?;
             self.torn = false;
         }
-        if let Err(e) = file.write_all(bytes) {
+        // A FIFO or a terminal blocks while its reader is slow; a regular file does not.
+        let written = if self.regular {
+            file.write_all(bytes)
+        } else {
+            blocking(|| file.write_all(bytes))
+        };
+        if let Err(e) = written {
             // ENOSPC mid-write leaves half a line: cut back to the last whole record.
             self.torn = self.regular && file.set_len(self.len).is_err();
             return Err(e);
@@ -826,6 +853,7 @@ mod tests {
 
     fn shared() -> Arc<Shared> {
         Arc::new(Shared {
+            closing: tokio::sync::Notify::new(),
             write_ok: AtomicBool::new(true),
             sync_ok: AtomicBool::new(true),
             written: AtomicU64::new(0),
@@ -943,6 +971,22 @@ mod tests {
         run(rx, log).await;
         assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2), (3, 3)]);
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn close_drains_the_queue_although_a_sender_lives_on() {
+        let mem = Mem::default();
+        let log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
+        let closing = Arc::clone(&log.shared);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        for n in 1..=2 {
+            assert!(tx.try_send(Msg::Append(event(n), None)).is_ok());
+        }
+        closing.closing.notify_one();
+        run(rx, log).await;
+        assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2)]);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
+        assert!(tx.try_send(Msg::Tick).is_err(), "closed to new records");
     }
 
     fn file_log(path: &Path, rotate_bytes: u64) -> Log {

@@ -231,9 +231,22 @@ fn write_name(out: &mut impl fmt::Write, name: &str) -> fmt::Result {
 // ---------------------------------------------------------------------------------------------
 
 /// A word-at-a-time multiplicative hash (FxHash's): a few key names per path, where SipHash's
-/// setup would dominate. Used only to spot repeated paths within one document.
-#[derive(Default)]
+/// setup would dominate. Used to spot repeated paths within one document and to index names.
+/// It starts from a per-process random state, so a sender cannot precompute two key names
+/// that collide and keep one of them out of `unknown_fields`.
 struct Fx(u64);
+
+impl Default for Fx {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        Fx(*SEED.get_or_init(|| {
+            let mut b = [0u8; 8];
+            // Without randomness the hash still works, only predictably.
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b)
+        }))
+    }
+}
 
 impl Fx {
     fn add(&mut self, word: u64) {

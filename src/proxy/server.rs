@@ -69,6 +69,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let config = Arc::new(config::load(config_path)?);
     let (auditor, audit_task) = audit::start(config.audit.clone()).await?;
+    let audit_closer = auditor.clone();
     let metrics = Arc::new(Metrics::new(&config)?);
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
@@ -112,14 +113,21 @@ pub async fn serve(
         let _ = task.await;
     }
     let _ = daily.await;
-    drop_runtime_and_wait(audit_task).await;
+    close_audit(audit_closer, audit_task).await;
     Ok(())
 }
 
-async fn drop_runtime_and_wait(audit_task: tokio::task::JoinHandle<()>) {
-    // Every Auditor clone is gone once the runtime is dropped; the writer
-    // then drains, syncs and exits.
-    let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
+/// Has the writer write and sync what is queued, then waits for it (the
+/// writer is a task: if the runtime went first, queued records would be lost).
+async fn close_audit(auditor: audit::Auditor, task: tokio::task::JoinHandle<()>) {
+    auditor.close();
+    drop(auditor);
+    if tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .is_err()
+    {
+        tracing::error!("audit writer did not finish within 10 s; queued records may be lost");
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
