@@ -59,68 +59,70 @@ impl RuleGroup {
     pub fn visit_mut(&self, doc: &mut Value, f: &mut dyn FnMut(usize, &Location<'_>, &mut Value)) {
         let walk = Walk::new(&self.nfa, doc);
         let mut scratch = walk.scratch();
-        let all = 0..self.owner.len();
-        self.node(
-            &walk,
-            doc,
-            &Location::root(),
-            &self.nfa.start,
-            all,
-            &mut scratch,
+        let mut run = Run {
+            group: self,
+            walk: &walk,
             f,
-        );
+        };
+        let all = 0..self.owner.len();
+        run.node(doc, &Location::root(), &self.nfa.start, all, &mut scratch);
     }
+}
 
+/// One walk of a group over one document.
+struct Run<'g, 'f> {
+    group: &'g RuleGroup,
+    walk: &'g Walk<'g>,
+    f: &'f mut dyn FnMut(usize, &Location<'_>, &mut Value),
+}
+
+impl Run<'_, '_> {
     /// Handles `node`, reached in `states`, for the members whose states lie in `bits`.
-    #[allow(clippy::too_many_arguments)]
     fn node(
-        &self,
-        walk: &Walk<'_>,
+        &mut self,
         node: &mut Value,
         loc: &Location<'_>,
         states: &[u64],
         bits: Range<usize>,
         scratch: &mut [u64],
-        f: &mut dyn FnMut(usize, &Location<'_>, &mut Value),
     ) {
+        let group = self.group;
         let mut from = bits.start;
-        if intersects(states, &self.nfa.accept) {
+        if intersects(states, &group.nfa.accept) {
             let mut last = None;
             for s in ones(states)
-                .filter(|s| bits.contains(s) && matches!(self.nfa.steps.get(*s), Some(None)))
+                .filter(|s| bits.contains(s) && matches!(group.nfa.steps.get(*s), Some(None)))
             {
-                let member = self.owner[s];
+                let member = group.owner[s];
                 if last == Some(member) {
                     continue;
                 }
                 last = Some(member);
-                let to = self.spans[member].end;
-                self.below(walk, node, loc, states, from..to, scratch, f);
-                f(member, loc, node);
+                let to = group.spans[member].end;
+                self.below(node, loc, states, from..to, scratch);
+                (self.f)(member, loc, node);
                 from = to;
             }
         }
-        self.below(walk, node, loc, states, from..bits.end, scratch, f);
+        self.below(node, loc, states, from..bits.end, scratch);
     }
 
     /// Walks the children of `node` with only the states in `bits`.
-    #[allow(clippy::too_many_arguments)]
     fn below(
-        &self,
-        walk: &Walk<'_>,
+        &mut self,
         node: &mut Value,
         loc: &Location<'_>,
         states: &[u64],
         bits: Range<usize>,
         scratch: &mut [u64],
-        f: &mut dyn FnMut(usize, &Location<'_>, &mut Value),
     ) {
+        let group = self.group;
         if bits.is_empty() || !is_container(node) {
             return;
         }
         // Most automata fit in a word or two: mask on the stack.
         let (mut small, mut large) = ([0u64; 4], Vec::new());
-        let states = if bits == (0..self.owner.len()) {
+        let states = if bits == (0..group.owner.len()) {
             states
         } else {
             let out = match small.get_mut(..states.len()) {
@@ -133,9 +135,11 @@ impl RuleGroup {
             mask(states, &bits, out);
             &*out
         };
-        if !self.nfa.active(states) {
+        if !group.nfa.active(states) {
             return;
         }
+        let walk = self.walk;
+        let f = &mut *self.f;
         walk.children_mut(
             node,
             loc,
@@ -143,7 +147,12 @@ impl RuleGroup {
             scratch,
             false,
             &mut |cloc, child, cstates, rest| {
-                self.node(walk, child, cloc, cstates, bits.clone(), rest, &mut *f);
+                let mut run = Run {
+                    group,
+                    walk,
+                    f: &mut *f,
+                };
+                run.node(child, cloc, cstates, bits.clone(), rest);
                 false
             },
         );
