@@ -9,7 +9,7 @@
 //! permit and closes it on shutdown.
 
 use super::auth::PeerCert;
-use super::sniff::{self, Sniffed, Verdicts};
+use super::sniff::{self, Verdicts};
 use super::tls;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -252,7 +252,7 @@ async fn connection<H, F>(
         tunnel: TunnelSlot::default(),
     };
     let Some(acceptor) = &shared.acceptor else {
-        let io = Sniffed::new(tcp, framing.clone());
+        let io = sniff::sniffed(tcp, framing.clone());
         let info = info(false, None);
         return serve_http(&shared, &shared.http.auto, io, info, watcher).await;
     };
@@ -263,7 +263,7 @@ async fn connection<H, F>(
     let builder = shared.http.for_alpn(session.alpn_protocol());
     let info = info(true, tls::peer_cert(session));
     // The sniffer must see plaintext HTTP, so it wraps the TLS stream.
-    let io = Sniffed::new(stream, framing.clone());
+    let io = sniff::sniffed(stream, framing.clone());
     serve_http(&shared, builder, io, info, watcher).await;
 }
 

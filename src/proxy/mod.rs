@@ -12,6 +12,7 @@ pub mod error;
 pub mod framing;
 pub mod headers;
 pub mod listener;
+pub mod observe;
 pub mod pipeline;
 pub mod reload;
 pub mod route;

@@ -24,12 +24,9 @@
 //! other answer, and should a later request reach a handler anyway, its
 //! verdict is a rejection.
 
+use super::observe::{Observed, Observer};
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Longest request head, chunk-size line or trailer section the sniffer
 /// follows; anything longer poisons the connection. The listener sets
@@ -118,70 +115,16 @@ impl Verdicts {
 
 /// A server-side connection whose incoming bytes are watched for HTTP/1
 /// framing. Reads and writes pass through unchanged.
-#[derive(Debug)]
-pub struct Sniffed<IO> {
-    io: IO,
-    tracker: Tracker,
+pub type Sniffed<IO> = Observed<IO, Tracker>;
+
+/// Wraps `io`; verdicts go to `verdicts`.
+pub fn sniffed<IO>(io: IO, verdicts: Arc<Verdicts>) -> Sniffed<IO> {
+    Observed::new(io, Tracker::new(verdicts))
 }
 
-impl<IO> Sniffed<IO> {
-    /// Wraps `io`; verdicts go to `verdicts`.
-    pub fn new(io: IO, verdicts: Arc<Verdicts>) -> Self {
-        Sniffed {
-            io,
-            tracker: Tracker::new(verdicts),
-        }
-    }
-
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            this.tracker.feed(&buf.filled()[before..]);
-        }
-        polled
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniffed<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+impl Observer for Tracker {
+    fn read(&mut self, bytes: &[u8]) {
+        self.feed(bytes);
     }
 }
 
@@ -216,7 +159,7 @@ enum Section {
 
 /// The framing state machine behind [`Sniffed`].
 #[derive(Debug)]
-struct Tracker {
+pub struct Tracker {
     verdicts: Arc<Verdicts>,
     state: State,
     /// A line split across reads (allocated only then).
@@ -713,7 +656,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = tokio::io::duplex(4096);
         let verdicts = Arc::new(Verdicts::default());
-        let mut sniffed = Sniffed::new(server, verdicts.clone());
+        let mut sniffed = sniffed(server, verdicts.clone());
         let bad =
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n0\r\n\r\n";
         let sent = [GET, bad.as_slice()].concat();

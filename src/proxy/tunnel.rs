@@ -13,6 +13,7 @@
 
 use super::Runtime;
 use super::error::{Kind, Refusal};
+use super::observe::{Observed, Observer};
 use super::route::Matched;
 use crate::metrics::Metrics;
 use base64::Engine as _;
@@ -21,13 +22,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 // tokio's clock: what `sleep_until` takes.
 use tokio::time::Instant;
 
@@ -193,8 +190,8 @@ impl Pending {
             }
         };
         let meter = Meter::new();
-        let mut caller = Metered::new(TokioIo::new(caller), &meter, &meter.caller);
-        let mut upstream = Metered::new(TokioIo::new(upstream), &meter, &meter.upstream);
+        let mut caller = metered(TokioIo::new(caller), &meter, &meter.caller);
+        let mut upstream = metered(TokioIo::new(upstream), &meter, &meter.upstream);
         // Reports on drop too: a shutdown drops this future mid-copy.
         let mut closed = Closed {
             report: &self.report,
@@ -295,18 +292,13 @@ impl Drop for Closed<'_> {
     }
 }
 
-/// One side of a tunnel, counting bytes and noting activity.
-struct Metered<'a, T> {
-    io: T,
+/// One side of a tunnel: counts its bytes and notes activity.
+struct Side<'a> {
     meter: &'a Meter,
     counts: &'a Counts,
 }
 
-impl<'a, T> Metered<'a, T> {
-    fn new(io: T, meter: &'a Meter, counts: &'a Counts) -> Self {
-        Metered { io, meter, counts }
-    }
-
+impl Side<'_> {
     fn note(&self, counter: &AtomicU64, n: usize) {
         if n > 0 {
             counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -315,43 +307,19 @@ impl<'a, T> Metered<'a, T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<'_, T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            this.note(&this.counts.read, buf.filled().len() - before);
-        }
-        polled
+impl Observer for Side<'_> {
+    fn read(&mut self, bytes: &[u8]) {
+        self.note(&self.counts.read, bytes.len());
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.note(&self.counts.written, n);
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<'_, T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.note(&this.counts.written, n);
-        }
-        polled
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
+/// `io` as one metered side of a tunnel.
+fn metered<'a, T>(io: T, meter: &'a Meter, counts: &'a Counts) -> Observed<T, Side<'a>> {
+    Observed::new(io, Side { meter, counts })
 }
 
 #[cfg(test)]
