@@ -233,8 +233,9 @@ fn write_name(out: &mut impl fmt::Write, name: &str) -> fmt::Result {
 /// A word-at-a-time multiplicative hash (FxHash's): a few key names per path, where SipHash's
 /// setup would dominate. Used to spot repeated paths within one document and to index names.
 /// It starts from a per-process random state, so a sender cannot precompute two key names
-/// that collide and keep one of them out of `unknown_fields`.
-struct Fx(u64);
+/// that collide and keep one of them out of `unknown_fields` (or hide a new field from
+/// `schema_drift`, which hashes body shapes with it).
+pub(crate) struct Fx(u64);
 
 impl Default for Fx {
     fn default() -> Self {
@@ -249,6 +250,11 @@ impl Default for Fx {
 }
 
 impl Fx {
+    /// Continues from a hash this process computed (a parent path's).
+    pub(crate) fn resume(state: u64) -> Fx {
+        Fx(state)
+    }
+
     fn add(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }

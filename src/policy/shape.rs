@@ -8,15 +8,14 @@
 //! members and have no path of their own.
 //!
 //! Cost: one walk of the parsed document, hashing each member's path
-//! incrementally from its parent's hash (FNV-1a over the key bytes, no
-//! allocation). Text is built only for the paths the caller asks to name,
-//! in a second walk that runs only when something is new. Bounded: at most
-//! [`MAX_DEPTH`] levels and [`MAX_PATHS`] distinct paths per body. The hash
-//! is 64 bits and not keyed: a partner could hide a new field behind a
-//! crafted colliding name, which drift detection (a hint, not a control)
-//! accepts.
+//! incrementally from its parent's hash (the path module's word-at-a-time
+//! hash, no allocation). Text is built only for the paths the caller asks to
+//! name, in a second walk that runs only when something is new. Bounded: at
+//! most [`MAX_DEPTH`] levels and [`MAX_PATHS`] distinct paths per body. The
+//! hash starts from a per-process random state, so a partner cannot
+//! precompute a name that collides with a known path and hides a new field.
 
-use super::path::Location;
+use super::path::{Fx, Location};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -26,25 +25,20 @@ pub const MAX_DEPTH: usize = 64;
 /// Distinct paths collected per body (one document or an NDJSON stream).
 pub const MAX_PATHS: usize = 4096;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fold(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// The hash of member `key` below a node whose hash is `parent`. The tag
-/// bytes keep `a.b` apart from `ab` and from `a[*]b`.
+/// The hash of member `key` below a node whose hash is `parent`. The tags
+/// keep `a.b` apart from `ab` and from `a[*]b`; the hash takes each write's
+/// length, so key boundaries cannot shift.
 fn key_hash(parent: u64, key: &str) -> u64 {
-    fold(fold(fold(parent, &[1]), key.as_bytes()), &[0xff])
+    let mut h = Fx::resume(parent);
+    h.write_u8(1);
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 fn element_hash(parent: u64) -> u64 {
-    fold(parent, &[2])
+    let mut h = Fx::resume(parent);
+    h.write_u8(2);
+    h.finish()
 }
 
 /// What a [`visit`] callback wants next.
@@ -61,7 +55,9 @@ pub enum Flow {
 /// false when `f` stopped the walk or members lay deeper than the bound.
 pub fn visit(doc: &Value, f: &mut dyn FnMut(u64, &Location<'_>) -> Flow) -> bool {
     let mut walk = Walk { f, complete: true };
-    walk.node(doc, &Location::root(), FNV_OFFSET, 0).is_ok() && walk.complete
+    walk.node(doc, &Location::root(), Fx::default().finish(), 0)
+        .is_ok()
+        && walk.complete
 }
 
 struct Walk<'f> {
@@ -111,8 +107,10 @@ impl Hasher for PreHashed {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; fold anything else anyway.
-        self.0 = fold(self.0, bytes);
+        // Only `write_u64` is used; hash anything else anyway.
+        let mut h = Fx::resume(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
