@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::time::{Duration, Instant};
 
 fn config(audit_path: &str) -> String {
     let key = {
@@ -128,17 +129,53 @@ fn every_outcome_leaves_exactly_one_record_and_the_chain_verifies() {
             assert!(r.get(field).is_some(), "{field} missing in {r}");
         }
     }
+    assert_chain_intact(&proxy, 7);
+}
+
+/// `customs audit verify` accepts the log, with `records` records.
+fn assert_chain_intact(proxy: &Proxy, records: usize) {
     let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
         .args(["audit", "verify"])
         .arg(proxy.dir().join("audit/crossings.jsonl"))
         .output()
         .expect("run audit verify");
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{out}");
+    assert!(out.contains(&format!("intact: {records} records")), "{out}");
+}
+
+#[test]
+fn a_crossing_in_flight_at_sigterm_is_answered_and_recorded() {
+    // The writer is a task of the runtime that shuts down: the record of a
+    // crossing that finishes during the drain must still be written.
+    let up = Upstream::start(
+        UpstreamOpts::new()
+            .respond(200, &[("content-type", "application/json")], "{}")
+            .delay(Duration::from_millis(500)),
     );
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 7 records"));
+    let mut proxy = Proxy::builder().upstream(&up.url()).start(
+        &config("{dir}/audit/crossings.jsonl"),
+        &[("strict.yaml", STRICT)],
+    );
+    let url = proxy.url();
+    let caller = std::thread::spawn(move || send(&url, "GET", "/live/ok", &[KEY], b""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    proxy.signal("TERM");
+    let answer = caller.join().expect("caller thread");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let status = proxy.wait_exit(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let records = proxy.crossings("audit/crossings.jsonl");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["outcome"], "forwarded");
+    assert_chain_intact(&proxy, 1);
 }
 
 #[test]
