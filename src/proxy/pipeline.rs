@@ -105,7 +105,10 @@ async fn cross(
     let limits = config.limits;
     let raw = read_request_body(&parts.headers, body, &limits).await?;
     let request_policy = matched.route.request.as_deref();
-    let probe = rt.signals.shape_probe(config, &matched, Side::Request);
+    // Empty bodies are not governed (GETs): no shape, no signals lock.
+    let probe = (!raw.is_empty())
+        .then(|| rt.signals.shape_probe(config, &matched, Side::Request))
+        .flatten();
     let governed = govern(
         rt,
         request_policy,
@@ -167,8 +170,9 @@ async fn cross(
     trail.upstream_status = Some(answer.status.as_u16());
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
-    let probe = answer.status.is_success().then_some(&matched);
-    let probe = probe.and_then(|m| rt.signals.shape_probe(config, m, Side::Response));
+    let probe = (answer.status.is_success() && !answer.body.is_empty())
+        .then(|| rt.signals.shape_probe(config, &matched, Side::Response))
+        .flatten();
     let mut response = respond(rt, matched.route.response.as_deref(), answer, trail, probe)?;
     let tunnel = match (upgrade, switched) {
         (Some(asked), Some(upstream)) => {
