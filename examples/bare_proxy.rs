@@ -1,7 +1,9 @@
-//! The floor under customs: a bare hyper reverse proxy with the same stack (tokio, hyper-util
-//! auto server, pooled legacy client, mimalloc) and no policy, audit, auth or metrics. It
-//! buffers bodies whole, as customs does. `benches/load.sh` runs it as the `hyper-bare` target
-//! with `LOAD_BARE=1`, to tell the cost of the stack from the cost of customs.
+//! The floor under customs: a bare hyper reverse proxy with the same stack
+//! (one single-threaded tokio runtime per CPU accepting on a shared socket,
+//! hyper-util auto server, a pooled legacy client per thread, mimalloc) and
+//! no policy, audit, auth or metrics. It buffers bodies whole, as customs
+//! does. `benches/load.sh` runs it as the `hyper-bare` target with
+//! `LOAD_BARE=1`, to tell the cost of the stack from the cost of customs.
 //!
 //! `cargo run --release --example bare_proxy -- 127.0.0.1:0 http://127.0.0.1:8080`
 //! prints `ready proxy=ADDR`.
@@ -20,8 +22,7 @@ use std::convert::Infallible;
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
     let upstream: http::Uri = args
@@ -29,8 +30,30 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "http://127.0.0.1:8080".into())
         .parse()
         .map_err(std::io::Error::other)?;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
     println!("ready proxy={}", listener.local_addr()?);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let (socket, upstream) = (listener.try_clone()?, upstream.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        handles.push(std::thread::spawn(move || {
+            runtime.block_on(accept(socket, upstream))
+        }));
+    }
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| std::io::Error::other("thread panicked"))??;
+    }
+    Ok(())
+}
+
+async fn accept(socket: std::net::TcpListener, upstream: http::Uri) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(socket)?;
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     let client: Upstream = Client::builder(TokioExecutor::new()).build(http);

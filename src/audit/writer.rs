@@ -1,20 +1,14 @@
-//! The writer task: one tokio task owns the log file; everything else sends
-//! it records over a bounded queue and (for crossings) waits for the ack.
+//! The crossing log's writer. Whoever records a crossing seals and writes
+//! it, on its own thread, under one lock that orders the chain: serialising
+//! happens before the lock, `seq`/`prev`/`hash` and one `write(2)` to the
+//! page cache inside it (a few microseconds). A background task `fsync`s
+//! and watches the file.
 //!
-//! # Batching
-//!
-//! The task first yields, so that the crossings running at that moment
-//! queue their records too, then takes everything queued (up to [`QUEUE`]
-//! entries), assigns `seq`/`prev`/`hash` in queue order, writes the batch
-//! with one `write_all` (one per file when the batch crosses a rotation),
-//! then acks each record.
-//!
-//! It is a task, not a thread, because a thread costs every crossing two
-//! cross-thread wake-ups (the send and the ack); measured under load that
-//! was about one futex and one eventfd write per request. Appending to the
-//! page cache is quick and runs on the worker; what can block for long —
-//! `fsync`, rotation, a stdout pipe nobody reads — runs in
-//! [`tokio::task::block_in_place`], so the worker's other tasks move on.
+//! Why not a writer task that batches: the proxy runs one single-threaded
+//! runtime per core (see `proxy::listener::shards`), and a queue to another
+//! thread costs every crossing two cross-thread wake-ups (the send and the
+//! ack). Measured under load that took a quarter of `pass` throughput;
+//! the lock and one `write` per record cost a few percent.
 //!
 //! # Durability
 //!
@@ -38,8 +32,8 @@
 //! Before a write would take the file past `rotate_bytes` (0: never), the
 //! file is `fsync`ed and renamed after its first `seq`
 //! (`crossings.000000000001.jsonl`, [`chain::rotated_name`]) and a new file
-//! is started; `seq` and `prev` carry over. A failed rotation is logged and retried with the next batch;
-//! records keep going to the current file meanwhile.
+//! is started; `seq` and `prev` carry over. A failed rotation is logged and
+//! retried a second later; records keep going to the current file meanwhile.
 //!
 //! # Restart
 //!
@@ -50,8 +44,8 @@
 //!
 //! # Shutdown
 //!
-//! When every [`Auditor`] clone is dropped the task writes what is queued,
-//! `fsync`s, logs the final `seq`/`hash` and exits.
+//! [`Auditor::close`] (or dropping the last clone) `fsync`s and logs the
+//! final `seq`/`hash`; later records fail with [`AuditError::Closed`].
 
 use super::chain::{self, Fault};
 use super::{Crossing, Entry, Event};
@@ -59,14 +53,10 @@ use crate::config::{AuditSettings, AuditSink};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// Queue depth between the pipeline and the writer, and the largest batch.
-pub const QUEUE: usize = 4096;
 
 /// Longest time a written record stays un-`fsync`ed.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -93,50 +83,71 @@ pub enum AuditError {
         /// What is wrong with it.
         reason: Fault,
     },
-    /// The batch holding this record could not be written; it is not in the chain.
+    /// The record could not be written; it is not in the chain.
     #[error("audit log write failed: {0}")]
     Write(Arc<io::Error>),
     /// The record could not be serialised (a bug, not an I/O problem).
     #[error("audit record could not be serialised: {0}")]
     Serialize(String),
-    /// The writer task has stopped.
-    #[error("audit writer is not running")]
+    /// The log was closed (shutdown).
+    #[error("audit log is closed")]
     Closed,
 }
 
-/// Handle to the writer task. Cheap to clone; the task exits when the last
-/// clone is dropped.
-#[derive(Debug, Clone)]
+/// Handle to the crossing log. Cheap to clone; the log closes when
+/// [`Auditor::close`] is called or the last clone is dropped.
+#[derive(Clone)]
 pub struct Auditor {
-    tx: mpsc::Sender<Msg>,
+    /// `None` once closed.
+    log: Arc<Mutex<Option<Log>>>,
     shared: Arc<Shared>,
 }
 
-/// State the writer publishes to every handle.
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+/// Health the log publishes to every handle without taking the lock.
 #[derive(Debug)]
 struct Shared {
-    /// Set by [`Auditor::close`]: drain the queue and stop.
+    /// Wakes the sync task at close.
     closing: tokio::sync::Notify,
+    open: AtomicBool,
     write_ok: AtomicBool,
     sync_ok: AtomicBool,
     written: AtomicU64,
     failures: AtomicU64,
 }
 
-type Ack = oneshot::Sender<Result<(), AuditError>>;
+impl Shared {
+    /// A record that cannot be sealed: a bug, counted and reported.
+    fn reject(&self, error: &str) -> AuditError {
+        tracing::error!(error, "audit record not serialisable");
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        AuditError::Serialize(error.to_owned())
+    }
 
-enum Msg {
-    /// A record, with an ack when the sender waits for it.
-    Append(Entry, Option<Ack>),
-    /// Periodic: `fsync` if anything is unsynced; check the file is still there.
-    Tick,
+    fn new() -> Self {
+        Shared {
+            closing: tokio::sync::Notify::new(),
+            open: AtomicBool::new(true),
+            write_ok: AtomicBool::new(true),
+            sync_ok: AtomicBool::new(true),
+            written: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
 }
 
-/// Starts the writer task. With a file sink, creates missing parent
-/// directories, opens the file and resumes its chain.
+/// Opens the log and starts its sync task. With a file sink, creates
+/// missing parent directories, opens the file and resumes its chain.
 ///
 /// Must be called within a tokio runtime. The returned handle finishes once
-/// every [`Auditor`] clone is dropped and the queue is written and synced.
+/// the log is closed ([`Auditor::close`] or the last clone dropped).
 ///
 /// # Errors
 /// [`AuditError::Open`] when the file cannot be opened or created,
@@ -152,66 +163,63 @@ pub async fn start(settings: AuditSettings) -> Result<(Auditor, JoinHandle<()>),
         }
     };
     tracing::info!(seq = head.seq, hash = %head.hash, "audit log opened");
-    let shared = Arc::new(Shared {
-        closing: tokio::sync::Notify::new(),
-        write_ok: AtomicBool::new(true),
-        sync_ok: AtomicBool::new(true),
-        written: AtomicU64::new(0),
-        failures: AtomicU64::new(0),
-    });
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(tick(tx.downgrade()));
+    let shared = Arc::new(Shared::new());
     let log = Log::new(out, head, settings.rotate_bytes, Arc::clone(&shared));
-    let task = tokio::spawn(run(rx, log));
-    Ok((Auditor { tx, shared }, task))
+    let auditor = Auditor {
+        log: Arc::new(Mutex::new(Some(log))),
+        shared,
+    };
+    let task = tokio::spawn(keep(Arc::downgrade(&auditor.log), auditor.shared.clone()));
+    Ok((auditor, task))
 }
 
 impl Auditor {
-    /// Appends one crossing and returns once it is written to the OS.
-    ///
-    /// Dropping the future after the record was queued does not withdraw
-    /// it: it is still written.
+    /// Appends one crossing; returns once it is written to the OS.
     ///
     /// # Errors
-    /// [`AuditError::Write`] when its batch could not be written (the record
-    /// is then not in the chain), [`AuditError::Closed`] when the task stopped.
+    /// [`AuditError::Write`] when it could not be written (it is then not
+    /// in the chain), [`AuditError::Closed`] after [`Auditor::close`].
     pub async fn record(&self, rec: Crossing) -> Result<(), AuditError> {
-        let (ack, done) = oneshot::channel();
-        self.send(Entry::Crossing(Box::new(rec)), Some(ack)).await?;
-        done.await.map_err(|_| AuditError::Closed)?
+        self.append(&Entry::Crossing(Box::new(rec)))
     }
 
-    /// Queues one event; it joins the chain in queue order. Returns once
-    /// queued, without waiting for the write.
+    /// Appends one event, in the same chain.
     ///
     /// # Errors
-    /// [`AuditError::Closed`] when the task stopped.
+    /// As [`Auditor::record`].
     pub async fn event(&self, ev: Event) -> Result<(), AuditError> {
-        self.send(Entry::Event(Box::new(ev)), None).await
+        self.append(&Entry::Event(Box::new(ev)))
     }
 
-    async fn send(&self, entry: Entry, ack: Option<Ack>) -> Result<(), AuditError> {
-        self.tx
-            .send(Msg::Append(entry, ack))
-            .await
-            .map_err(|_| AuditError::Closed)
+    fn append(&self, entry: &Entry) -> Result<(), AuditError> {
+        // Serialised outside the lock: only sealing and the write are ordered.
+        let fields = match entry.to_fields() {
+            Ok(fields) => fields,
+            Err(e) => return Err(self.shared.reject(&e.to_string())),
+        };
+        match lock(&self.log).as_mut() {
+            Some(log) => log.append(&fields),
+            None => Err(AuditError::Closed),
+        }
     }
 
-    /// Stops taking records: what is queued is written and synced, then the
-    /// writer task ends (later records fail with [`AuditError::Closed`]).
-    /// `serve` calls it once the listeners have drained, so that no handle
-    /// still held somewhere keeps the writer, and its queue, waiting.
+    /// Closes the log: `fsync`s and logs the final `seq`/`hash`; later
+    /// records fail with [`AuditError::Closed`]. `serve` calls it once the
+    /// listeners have drained.
     pub fn close(&self) {
+        let log = lock(&self.log).take();
+        self.shared.open.store(false, Ordering::Release);
         self.shared.closing.notify_one();
+        drop(log);
     }
 
     /// False after a write or `fsync` failed (until a later one succeeds),
-    /// or when the writer task has stopped.
+    /// or once the log is closed.
     #[must_use]
     pub fn healthy(&self) -> bool {
         self.shared.write_ok.load(Ordering::Acquire)
             && self.shared.sync_ok.load(Ordering::Acquire)
-            && !self.tx.is_closed()
+            && self.shared.open.load(Ordering::Acquire)
     }
 
     /// Records (crossings and events) written since start.
@@ -228,58 +236,32 @@ impl Auditor {
     }
 }
 
-/// Asks the writer to sync once per [`SYNC_EVERY`]; holds only a weak
-/// sender so it never keeps the writer alive.
-async fn tick(weak: mpsc::WeakSender<Msg>) {
+/// The log stays usable after a panic elsewhere while it was held: every
+/// append either completed or left the head where it was.
+fn lock(log: &Mutex<Option<Log>>) -> MutexGuard<'_, Option<Log>> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Once per [`SYNC_EVERY`]: checks the file is still there and `fsync`s
+/// what was written since the last sync. Holds only a weak handle, so it
+/// never keeps the log open.
+async fn keep(log: Weak<Mutex<Option<Log>>>, shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(SYNC_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
-        interval.tick().await;
-        let Some(tx) = weak.upgrade() else { return };
-        // A full queue means the writer is busy; it syncs when due anyway.
-        let _ = tx.try_send(Msg::Tick);
-    }
-}
-
-/// The writer task: batches until every sender is gone or [`Auditor::close`]
-/// is called, then writes what is queued and syncs.
-async fn run(mut rx: mpsc::Receiver<Msg>, mut log: Log) {
-    let shared = Arc::clone(&log.shared);
-    let mut msgs = Vec::with_capacity(QUEUE);
-    loop {
-        tokio::task::yield_now().await;
-        let received = tokio::select! {
-            n = rx.recv_many(&mut msgs, QUEUE) => n,
-            () = shared.closing.notified() => {
-                // Closed: what is queued still comes out, then 0.
-                rx.close();
-                continue;
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = shared.closing.notified() => return,
+        }
+        let Some(log) = log.upgrade() else { return };
+        blocking(|| {
+            if let Some(log) = lock(&log).as_mut() {
+                log.check_file();
+                log.sync();
             }
-        };
-        if received == 0 {
-            break;
-        }
-        let mut batch = Vec::with_capacity(msgs.len());
-        let mut ticked = false;
-        for msg in msgs.drain(..) {
-            match msg {
-                Msg::Append(entry, ack) => batch.push((entry, ack)),
-                Msg::Tick => ticked = true,
-            }
-        }
-        log.append(batch);
-        if ticked {
-            log.check_file();
-        }
-        if ticked || log.sync_due() {
-            log.sync();
-        }
+        });
     }
-    if !log.sync() {
-        tracing::error!("audit log closed with unsynced records");
-    }
-    tracing::info!(seq = log.head.seq, hash = %log.head.hash, "audit log closed");
 }
 
 /// Runs file work that may block for long (`fsync`, rename, a full pipe)
@@ -308,24 +290,14 @@ impl Head {
     }
 }
 
-/// Sealed lines waiting for one write, with their acks.
-#[derive(Default)]
-struct Segment {
-    bytes: Vec<u8>,
-    acks: Vec<Option<Ack>>,
-    first_seq: Option<u64>,
-    last: Option<Head>,
-}
-
-/// The chain state and the output; owned by the writer task.
+/// The chain state and the output, behind the [`Auditor`]'s lock.
 struct Log {
     out: Box<dyn Output>,
     head: Head,
     rotate_bytes: u64,
     shared: Arc<Shared>,
     unsynced: bool,
-    last_sync: Instant,
-    rotation_blocked: bool,
+    rotation_failed: Option<Instant>,
 }
 
 impl Log {
@@ -336,109 +308,62 @@ impl Log {
             rotate_bytes,
             shared,
             unsynced: false,
-            last_sync: Instant::now(),
-            rotation_blocked: false,
+            rotation_failed: None,
         }
     }
 
-    /// Seals and writes a batch in queue order, rotating between lines.
-    fn append(&mut self, batch: Vec<(Entry, Option<Ack>)>) {
-        self.rotation_blocked = false;
-        let mut seg = Segment::default();
-        for (entry, ack) in batch {
-            let fields = match entry.to_fields() {
-                Ok(fields) => fields,
-                Err(e) => {
-                    self.reject(ack, &e.to_string());
-                    continue;
-                }
-            };
-            let mut sealed = self.seal(&seg, &fields);
-            if let Ok((_, s)) = &sealed
-                && self.rotation_due(seg.bytes.len(), s.line.len())
-            {
-                self.flush(&mut seg);
-                self.rotate();
-                // Sealed on the segment's tip; after the flush the head may differ.
-                sealed = self.seal(&seg, &fields);
+    /// Seals `fields` as the next record and writes it, rotating first
+    /// when the line would take the file past `rotate_bytes`.
+    fn append(&mut self, fields: &[u8]) -> Result<(), AuditError> {
+        let mut sealed = self.seal(fields);
+        if let Ok(s) = &sealed
+            && self.rotation_due(s.line.len())
+        {
+            self.rotate();
+            sealed = self.seal(fields);
+        }
+        let sealed = sealed.map_err(|e| self.shared.reject(&e.to_string()))?;
+        let seq = self.head.seq + 1;
+        match self.out.append(&sealed.line, seq) {
+            Ok(()) => {
+                self.head = Head {
+                    seq,
+                    hash: sealed.hash,
+                };
+                self.unsynced = true;
+                self.shared.written.fetch_add(1, Ordering::Relaxed);
+                self.shared.write_ok.store(true, Ordering::Release);
+                Ok(())
             }
-            match sealed {
-                Ok((seq, s)) => {
-                    seg.bytes.extend_from_slice(&s.line);
-                    seg.acks.push(ack);
-                    seg.first_seq.get_or_insert(seq);
-                    seg.last = Some(Head { seq, hash: s.hash });
-                }
-                Err(e) => self.reject(ack, &e.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "audit log write failed");
+                self.shared.write_ok.store(false, Ordering::Release);
+                self.shared.failures.fetch_add(1, Ordering::Relaxed);
+                Err(AuditError::Write(Arc::new(e)))
             }
         }
-        self.flush(&mut seg);
     }
 
-    /// Seals `fields` as the record after the segment's last (or the head).
-    fn seal(&self, seg: &Segment, fields: &[u8]) -> Result<(u64, chain::Sealed), chain::SealError> {
-        let tip = seg.last.as_ref().unwrap_or(&self.head);
-        let seq = tip.seq + 1;
-        chain::seal(seq, &tip.hash, fields).map(|s| (seq, s))
+    /// Seals `fields` as the record after the head.
+    fn seal(&self, fields: &[u8]) -> Result<chain::Sealed, chain::SealError> {
+        chain::seal(self.head.seq + 1, &self.head.hash, fields)
     }
 
-    /// Whether adding `line` bytes after `pending` would pass `rotate_bytes`.
-    /// A file holding nothing yet takes the line whatever its size.
-    fn rotation_due(&self, pending: usize, line: usize) -> bool {
-        let used = self.out.len() + pending as u64;
+    /// Whether adding `line` bytes would pass `rotate_bytes`. A file
+    /// holding nothing yet takes the line whatever its size.
+    fn rotation_due(&self, line: usize) -> bool {
+        let used = self.out.len();
         self.rotate_bytes > 0
             && self.out.rotates()
-            && !self.rotation_blocked
+            && self
+                .rotation_failed
+                .is_none_or(|at| at.elapsed() >= SYNC_EVERY)
             && used > 0
             && used + line as u64 > self.rotate_bytes
     }
 
-    /// Writes the segment; on success it becomes the head, on failure none
-    /// of it is in the chain. Acks either way.
-    fn flush(&mut self, seg: &mut Segment) {
-        let seg = std::mem::take(seg);
-        let (Some(first_seq), Some(last)) = (seg.first_seq, seg.last) else {
-            return;
-        };
-        match self.out.append(&seg.bytes, first_seq) {
-            Ok(()) => {
-                self.head = last;
-                self.unsynced = true;
-                let n = seg.acks.len() as u64;
-                self.shared.written.fetch_add(n, Ordering::Relaxed);
-                self.shared.write_ok.store(true, Ordering::Release);
-                for ack in seg.acks.into_iter().flatten() {
-                    // The caller may have gone away; the record is written regardless.
-                    let _ = ack.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, records = seg.acks.len(), "audit log write failed");
-                self.shared.write_ok.store(false, Ordering::Release);
-                let e = Arc::new(e);
-                self.fail(seg.acks, || AuditError::Write(Arc::clone(&e)));
-            }
-        }
-    }
-
-    /// A record that cannot be sealed: a bug, reported to its sender.
-    fn reject(&self, ack: Option<Ack>, error: &str) {
-        tracing::error!(error, "audit record not serialisable");
-        self.fail(vec![ack], || AuditError::Serialize(error.to_owned()));
-    }
-
-    /// Counts and reports records that are not in the chain.
-    fn fail(&self, acks: Vec<Option<Ack>>, error: impl Fn() -> AuditError) {
-        self.shared
-            .failures
-            .fetch_add(acks.len() as u64, Ordering::Relaxed);
-        for ack in acks.into_iter().flatten() {
-            let _ = ack.send(Err(error()));
-        }
-    }
-
     /// Syncs, then moves the file aside; on failure keeps appending to it
-    /// and retries with the next batch.
+    /// and retries after [`SYNC_EVERY`].
     fn rotate(&mut self) {
         let result = if self.sync() {
             blocking(|| self.out.rotate())
@@ -447,18 +372,14 @@ impl Log {
         };
         match result {
             Ok(()) => {
-                tracing::info!(seq = self.head.seq, hash = %self.head.hash, "audit log rotated")
+                self.rotation_failed = None;
+                tracing::info!(seq = self.head.seq, hash = %self.head.hash, "audit log rotated");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "audit log rotation failed; still appending to the current file");
-                self.rotation_blocked = true;
+                self.rotation_failed = Some(Instant::now());
             }
         }
-    }
-
-    /// Whether written records have waited [`SYNC_EVERY`] for an `fsync`.
-    fn sync_due(&self) -> bool {
-        self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY
     }
 
     /// `fsync`s what was written since the last sync (or retries a failed
@@ -473,7 +394,6 @@ impl Log {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         } else {
             self.unsynced = false;
-            self.last_sync = Instant::now();
         }
         self.shared.sync_ok.store(result.is_ok(), Ordering::Release);
         result.is_ok()
@@ -486,6 +406,16 @@ impl Log {
             tracing::error!(error = %e, "audit log file was removed or replaced; new records go to a new file (the chain shows the gap)");
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for Log {
+    /// Closing: the last `fsync`, and the head to keep for verification.
+    fn drop(&mut self) {
+        if !self.sync() {
+            tracing::error!("audit log closed with unsynced records");
+        }
+        tracing::info!(seq = self.head.seq, hash = %self.head.hash, "audit log closed");
     }
 }
 
@@ -852,37 +782,27 @@ mod tests {
     }
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            closing: tokio::sync::Notify::new(),
-            write_ok: AtomicBool::new(true),
-            sync_ok: AtomicBool::new(true),
-            written: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-        })
+        Arc::new(Shared::new())
     }
 
-    fn event(n: u64) -> Entry {
+    fn event_of(n: u64) -> Event {
         let detail = BTreeMap::from([("n".to_owned(), n.into())]);
-        Entry::Event(Box::new(Event {
+        Event {
             ts: "t".into(),
             event: "reload",
             integration: None,
             detail,
-        }))
+        }
     }
 
-    /// Appends events `ns` as one batch; returns each one's ack.
+    fn event(n: u64) -> Entry {
+        Entry::Event(Box::new(event_of(n)))
+    }
+
+    /// Appends events `ns` in order; returns each one's result.
     fn append(log: &mut Log, ns: &[u64]) -> Vec<Result<(), AuditError>> {
-        let (batch, acks): (Vec<_>, Vec<_>) = ns
-            .iter()
-            .map(|&n| {
-                let (tx, rx) = oneshot::channel();
-                ((event(n), Some(tx)), rx)
-            })
-            .unzip();
-        log.append(batch);
-        acks.into_iter()
-            .map(|mut rx| rx.try_recv().expect("acked"))
+        ns.iter()
+            .map(|&n| log.append(&event(n).to_fields().expect("serialises")))
             .collect()
     }
 
@@ -904,7 +824,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_is_chained_in_order_and_split_at_rotation() {
+    fn records_are_chained_in_order_and_split_at_rotation() {
         let mem = Mem::default();
         let mut log = Log::new(Box::new(mem.clone()), Head::genesis(), 450, shared());
         let acks = append(&mut log, &[1, 2, 3, 4, 5]);
@@ -958,35 +878,67 @@ mod tests {
         assert!(log.shared.sync_ok.load(Ordering::SeqCst));
     }
 
-    #[tokio::test]
-    async fn shutdown_writes_everything_queued_then_syncs() {
-        let mem = Mem::default();
+    fn auditor(mem: &Mem) -> Auditor {
         let log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
-        let (tx, rx) = mpsc::channel(QUEUE);
-        for n in 1..=3 {
-            assert!(tx.try_send(Msg::Append(event(n), None)).is_ok());
+        Auditor {
+            shared: Arc::clone(&log.shared),
+            log: Arc::new(Mutex::new(Some(log))),
         }
-        assert!(tx.try_send(Msg::Tick).is_ok());
-        drop(tx);
-        run(rx, log).await;
-        assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2), (3, 3)]);
-        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
-    async fn close_drains_the_queue_although_a_sender_lives_on() {
+    async fn close_syncs_and_refuses_later_records() {
         let mem = Mem::default();
-        let log = Log::new(Box::new(mem.clone()), Head::genesis(), 0, shared());
-        let closing = Arc::clone(&log.shared);
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let auditor = auditor(&mem);
         for n in 1..=2 {
-            assert!(tx.try_send(Msg::Append(event(n), None)).is_ok());
+            auditor.event(event_of(n)).await.expect("written");
         }
-        closing.closing.notify_one();
-        run(rx, log).await;
+        assert!(auditor.healthy());
+        auditor.close();
         assert_eq!(chain_of(&mem.files().concat()), [(1, 1), (2, 2)]);
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
-        assert!(tx.try_send(Msg::Tick).is_err(), "closed to new records");
+        assert!(matches!(
+            auditor.event(event_of(3)).await,
+            Err(AuditError::Closed)
+        ));
+        assert!(!auditor.healthy());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_handle_syncs() {
+        let mem = Mem::default();
+        let auditor = auditor(&mem);
+        auditor.event(event_of(1)).await.expect("written");
+        let clone = auditor.clone();
+        drop(auditor);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 0, "a clone lives on");
+        drop(clone);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn concurrent_records_form_one_chain() {
+        let mem = Mem::default();
+        let auditor = auditor(&mem);
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let auditor = &auditor;
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        let entry = event(t * 1000 + i);
+                        auditor.append(&entry).expect("written");
+                    }
+                });
+            }
+        });
+        let chain = chain_of(&mem.files().concat());
+        assert_eq!(chain.len(), 200);
+        assert!(
+            chain
+                .iter()
+                .enumerate()
+                .all(|(i, &(seq, _))| seq == i as u64 + 1)
+        );
     }
 
     fn file_log(path: &Path, rotate_bytes: u64) -> Log {

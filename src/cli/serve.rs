@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use tokio::sync::watch;
 
 pub fn run(args: &super::ConfigArg) -> anyhow::Result<ExitCode> {
+    // Requests run on the listener's own per-CPU threads (`proxy::listener::
+    // shards`); this runtime only carries the admin listener, reloads, the
+    // audit log's fsync and the daily signals.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -30,13 +30,28 @@ const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Builds the client for `upstream`.
 pub fn build(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
+    Ok(pooled(tls_config(upstream)?))
+}
+
+/// Builds `copies` clients for `upstream`, each with its own connection
+/// pool: one per listener shard, so a request and the pooled connection it
+/// uses stay on one thread (see [`super::listener::shards`]).
+pub fn build_per_shard(
+    upstream: &Upstream,
+    copies: usize,
+) -> Result<Vec<UpstreamClient>, TlsError> {
+    let tls = tls_config(upstream)?;
+    Ok((0..copies.max(1)).map(|_| pooled(tls.clone())).collect())
+}
+
+fn pooled(tls: ClientConfig) -> UpstreamClient {
     let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config(upstream)?)
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(tcp_connector());
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         // Without timers the idle timeout and h2 keep-alive do nothing.
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -44,7 +59,7 @@ pub fn build(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
         .pool_max_idle_per_host(POOL_MAX_IDLE)
         .http2_keep_alive_interval(H2_KEEPALIVE)
         .http2_keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
-        .build(connector))
+        .build(connector)
 }
 
 /// Builds the client that carries protocol upgrades to `upstream`: HTTP/1.1
@@ -125,7 +140,8 @@ mod tests {
 
     #[tokio::test]
     async fn builds_with_and_without_an_extra_ca() {
-        build(&upstream(None)).expect("OS roots only");
+        let pools = build_per_shard(&upstream(None), 2).expect("OS roots only");
+        assert_eq!(pools.len(), 2);
         let dir = tempfile::tempdir().expect("tempdir");
         let key = rcgen::KeyPair::generate().expect("key");
         let ca = rcgen::CertificateParams::new(Vec::<String>::new())

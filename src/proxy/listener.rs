@@ -44,6 +44,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct ConnInfo {
     /// The remote address.
     pub peer: SocketAddr,
+    /// The listener shard (thread) serving the connection.
+    pub shard: usize,
     /// Whether the connection is TLS.
     pub tls: bool,
     /// The verified client certificate, when the client presented one.
@@ -120,13 +122,49 @@ pub async fn serve<H, F>(
     listener: TcpListener,
     opts: ListenerOptions,
     handler: H,
+    shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(
+        opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let shard = Shard {
+        index: 0,
+        listener,
+        limit,
+    };
+    serve_shard(shard, opts, handler, shutdown, drain).await;
+}
+
+/// One accept loop's share of the listener: its own listening socket
+/// handle, and the connection cap every shard draws from.
+pub(crate) struct Shard {
+    index: usize,
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+}
+
+/// [`serve`] on one shard.
+async fn serve_shard<H, F>(
+    shard: Shard,
+    opts: ListenerOptions,
+    handler: H,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    let Shard {
+        index,
+        listener,
+        limit,
+    } = shard;
     let shared = Arc::new(Shared {
+        shard: index,
         handler,
         shutdown: shutdown.clone(),
         acceptor: opts.tls.clone().map(TlsAcceptor::from),
@@ -134,9 +172,6 @@ pub async fn serve<H, F>(
         first_request_timeout: opts.header_read_timeout,
         http: Protocols::new(&opts),
     });
-    let limit = Arc::new(Semaphore::new(
-        opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -157,6 +192,7 @@ pub async fn serve<H, F>(
 
 /// What every connection task needs.
 struct Shared<H> {
+    shard: usize,
     handler: H,
     /// Tunnels close when this fires.
     shutdown: watch::Receiver<bool>,
@@ -246,6 +282,7 @@ async fn connection<H, F>(
     let framing = Arc::new(Verdicts::default());
     let info = |tls, peer_cert| ConnInfo {
         peer,
+        shard: shared.shard,
         tls,
         peer_cert,
         framing: framing.clone(),
@@ -362,5 +399,6 @@ fn log_failure(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+pub mod shards;
 #[cfg(test)]
 mod tests;

@@ -50,7 +50,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     /// Monitoring signal state (kept across reloads).
     pub signals: Arc<Signals>,
-    clients: Vec<UpstreamClient>,
+    /// Pooled clients by integration, then listener shard.
+    clients: Vec<Vec<UpstreamClient>>,
     /// HTTP/1.1-only clients, for integrations with an `upgrade` route.
     upgrade_clients: Vec<Option<UpstreamClient>>,
     credentials: Vec<Mutex<Cached>>,
@@ -78,12 +79,14 @@ pub enum RuntimeError {
 }
 
 impl Runtime {
-    /// Builds upstream clients and credential caches for `config`.
+    /// Builds upstream clients (a pool per integration and listener shard)
+    /// and credential caches for `config`.
     pub fn new(
         config: Arc<Config>,
         auditor: Auditor,
         metrics: Arc<Metrics>,
         signals: Arc<Signals>,
+        shards: usize,
     ) -> Result<Self, RuntimeError> {
         let failed = |it: &crate::config::Integration| {
             let integration = it.name.clone();
@@ -95,7 +98,7 @@ impl Runtime {
         let clients = config
             .integrations
             .iter()
-            .map(|it| client::build(&it.upstream).map_err(failed(it)))
+            .map(|it| client::build_per_shard(&it.upstream, shards).map_err(failed(it)))
             .collect::<Result<Vec<_>, _>>()?;
         let upgrade_clients = config
             .integrations
@@ -147,9 +150,15 @@ impl Runtime {
             .date()
     }
 
-    /// The pooled client of the matched integration's upstream.
-    pub fn client(&self, matched: &Matched<'_>) -> &UpstreamClient {
-        &self.clients[matched.index]
+    /// Listener shards this runtime has client pools for.
+    pub fn shards(&self) -> usize {
+        self.clients.first().map_or(1, Vec::len)
+    }
+
+    /// The matched integration's pooled client for listener shard `shard`.
+    pub fn client(&self, matched: &Matched<'_>, shard: usize) -> &UpstreamClient {
+        let pools = &self.clients[matched.index];
+        &pools[shard % pools.len()]
     }
 
     /// The HTTP/1.1-only client that carries the matched integration's

@@ -154,7 +154,7 @@ async fn cross(
                 "no upgrade client for this integration",
             )
         })?,
-        None => rt.client(&matched),
+        None => rt.client(&matched, conn.shard),
     };
     let sent = std::time::Instant::now();
     let answer = upstream::exchange(

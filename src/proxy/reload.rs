@@ -68,6 +68,7 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
                 current.auditor.clone(),
                 current.metrics.clone(),
                 current.signals.clone(),
+                current.shards(),
             )
             .map_err(|e| e.to_string())
         });

@@ -2,7 +2,7 @@
 //! stop, drain. The running [`Runtime`] sits behind an `ArcSwap` so a reload
 //! swaps it atomically; each request holds the snapshot it started with.
 
-use super::listener::{self, ListenerOptions};
+use super::listener::{ListenerOptions, shards};
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
 use crate::audit;
 use crate::config;
@@ -43,6 +43,9 @@ pub enum ServeError {
     /// The crossing log cannot be opened.
     #[error("audit log: {0}")]
     Audit(#[from] audit::AuditError),
+    /// The listener cannot be handed to its shard threads.
+    #[error("cannot start the listener threads: {0}")]
+    Shards(std::io::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -71,11 +74,13 @@ pub async fn serve(
     let (auditor, audit_task) = audit::start(config.audit.clone()).await?;
     let audit_closer = auditor.clone();
     let metrics = Arc::new(Metrics::new(&config)?);
+    let shards = shards::default_count();
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
         auditor,
         metrics,
         Arc::new(Signals::new()),
+        shards,
     )?));
     let proxy_listener = bind(config.listen).await?;
     let admin_listener = match config.admin {
@@ -108,7 +113,11 @@ pub async fn serve(
         let rt = shared.load_full();
         pipeline::handle(rt, conn, req)
     };
-    listener::serve(proxy_listener, opts, handler, shutdown, DRAIN).await;
+    let proxy_listener = proxy_listener.into_std().map_err(ServeError::Shards)?;
+    // Fails only while starting the shards; the process then exits.
+    shards::serve(proxy_listener, shards, opts, handler, shutdown, DRAIN)
+        .await
+        .map_err(ServeError::Shards)?;
     if let Some(task) = admin_task {
         let _ = task.await;
     }
