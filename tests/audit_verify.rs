@@ -53,8 +53,8 @@ fn crossing(i: u64) -> Crossing {
     }
 }
 
-/// Writes crossings `from..to` concurrently (so the writer batches), plus
-/// one event, then shuts the writer down.
+/// Writes crossings `from..to` from concurrent tasks, plus one event, then
+/// closes the log by dropping the last handle.
 async fn write_log(path: &Path, from: u64, to: u64) -> u64 {
     let (auditor, task) = audit::start(settings(path, ROTATE)).await.expect("start");
     let mut writes = tokio::task::JoinSet::new();
@@ -72,8 +72,8 @@ async fn write_log(path: &Path, from: u64, to: u64) -> u64 {
     drop(auditor);
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
-        .expect("writer exits when the last Auditor is dropped")
-        .expect("writer task");
+        .expect("the sync task ends when the last Auditor is dropped")
+        .expect("sync task");
     to - from + 1
 }
 

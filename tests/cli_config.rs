@@ -146,6 +146,15 @@ fn each_config_mistake_is_reported_at_its_line_with_a_hint() {
             "unknown policy 'nope'",
         ),
         (
+            edit(
+                &g,
+                "listen: { address: 127.0.0.1:0 }",
+                "listen:\n  address: 127.0.0.1:0\n  workers: 0",
+            ),
+            "workers: 0",
+            "listen.workers 0 is out of range",
+        ),
+        (
             edit(&g, "url: http://127.0.0.1:9", "url: ftp://127.0.0.1:9"),
             "url: ftp://",
             "invalid upstream url 'ftp://127.0.0.1:9'",

@@ -208,8 +208,6 @@ impl Auditor {
     /// listeners have drained.
     pub fn close(&self) {
         let log = lock(&self.log).take();
-        self.shared.open.store(false, Ordering::Release);
-        self.shared.closing.notify_one();
         drop(log);
     }
 
@@ -412,6 +410,8 @@ impl Log {
 impl Drop for Log {
     /// Closing: the last `fsync`, and the head to keep for verification.
     fn drop(&mut self) {
+        self.shared.open.store(false, Ordering::Release);
+        self.shared.closing.notify_one();
         if !self.sync() {
             tracing::error!("audit log closed with unsynced records");
         }

@@ -73,6 +73,9 @@ pub struct ListenFile {
     /// TLS on the listener.
     #[serde(default)]
     pub tls: Option<TlsFile>,
+    /// Threads serving requests; default: one per available CPU.
+    #[serde(default)]
+    pub workers: Option<Spanned<usize>>,
 }
 
 /// `listen.tls:`.

@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_BODY: u64 = 10 << 20;
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// serde_json's recursion limit caps ours.
 pub const MAX_DEPTH_LIMIT: usize = crate::json::MAX_DEPTH;
+/// Most `listen.workers`.
+const MAX_WORKERS: usize = 1024;
 /// Default deadline for a whole request body (slow-body attacks).
 pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
 /// Default idle limit of an upgraded connection (nginx's `proxy_read_timeout`).
@@ -41,6 +43,8 @@ pub struct Config {
     pub file: PathBuf,
     /// Proxy listener address.
     pub listen: SocketAddr,
+    /// Threads serving the listener (`listen.workers`; one per CPU by default).
+    pub workers: usize,
     /// Listener TLS files.
     pub tls: Option<TlsFiles>,
     /// Admin listener address.
@@ -367,6 +371,7 @@ impl Builder<'_> {
             key: self.path(&t.key),
             client_ca: t.client_ca.as_ref().map(|c| self.path(c)),
         });
+        let workers = self.workers(raw.listen.workers.as_ref());
         let limits = self.limits(&raw.limits);
         let audit = self.audit(&raw.audit);
         let signals = self.signals(&raw.signals);
@@ -376,6 +381,7 @@ impl Builder<'_> {
         Config {
             file: self.file.to_path_buf(),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            workers,
             tls,
             admin: admin.flatten(),
             audit,
@@ -416,6 +422,20 @@ impl Builder<'_> {
             );
         }
         parsed
+    }
+
+    fn workers(&mut self, raw: Option<&Spanned<usize>>) -> usize {
+        let Some(w) = raw else {
+            return std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        };
+        if !(1..=MAX_WORKERS).contains(&w.value) {
+            self.error(
+                w.referenced.line(),
+                format!("listen.workers {} is out of range", w.value),
+                "use 1 to 1024, or leave it out for one per CPU",
+            );
+        }
+        w.value.clamp(1, MAX_WORKERS)
     }
 
     fn limits(&mut self, raw: &file::LimitsFile) -> Limits {

@@ -74,7 +74,7 @@ pub async fn serve(
     let (auditor, audit_task) = audit::start(config.audit.clone()).await?;
     let audit_closer = auditor.clone();
     let metrics = Arc::new(Metrics::new(&config)?);
-    let shards = shards::default_count();
+    let shards = config.workers;
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
         auditor,

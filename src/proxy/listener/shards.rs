@@ -22,13 +22,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
-/// Shards when the config names none: the CPUs this process may use
-/// (cgroup CPU quotas included).
-#[must_use]
-pub fn default_count() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
 /// Serves `listener` on `count` shard threads until `shutdown` fires; each
 /// shard then drains its own connections (see [`super::serve`]). Returns once
 /// every shard has stopped.
