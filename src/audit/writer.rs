@@ -253,12 +253,36 @@ async fn keep(log: Weak<Mutex<Option<Log>>>, shared: Arc<Shared>) {
             () = shared.closing.notified() => return,
         }
         let Some(log) = log.upgrade() else { return };
-        blocking(|| {
-            if let Some(log) = lock(&log).as_mut() {
-                log.check_file();
-                log.sync();
+        blocking(|| sync_beside(&log));
+    }
+}
+
+/// Checks the file, then `fsync`s it through a second handle with the lock
+/// released, so records go on being written meanwhile (outputs without such
+/// a handle sync under the lock).
+fn sync_beside(log: &Mutex<Option<Log>>) {
+    let handle = {
+        let mut guard = lock(log);
+        let Some(log) = guard.as_mut() else { return };
+        log.check_file();
+        if !log.sync_pending() {
+            return;
+        }
+        match log.out.sync_handle() {
+            Some(handle) => {
+                // Records written from here on are the next sync's.
+                log.unsynced = false;
+                handle
             }
-        });
+            None => {
+                log.sync();
+                return;
+            }
+        }
+    };
+    let result = handle.and_then(|file| file.sync_data());
+    if let Some(log) = lock(log).as_mut() {
+        log.synced(result);
     }
 }
 
@@ -383,15 +407,28 @@ impl Log {
     /// `fsync`s what was written since the last sync (or retries a failed
     /// one); true when everything written is durable.
     fn sync(&mut self) -> bool {
-        if !self.unsynced && self.shared.sync_ok.load(Ordering::Acquire) {
+        if !self.sync_pending() {
             return true;
         }
         let result = blocking(|| self.out.sync());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "audit log fsync failed");
-            self.shared.failures.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.unsynced = false;
+        self.synced(result)
+    }
+
+    /// Whether anything written is not yet durable (or the last sync failed).
+    fn sync_pending(&self) -> bool {
+        self.unsynced || !self.shared.sync_ok.load(Ordering::Acquire)
+    }
+
+    /// Takes note of an `fsync`'s result; true when it succeeded.
+    fn synced(&mut self, result: io::Result<()>) -> bool {
+        match &result {
+            Ok(()) => self.unsynced = false,
+            Err(e) => {
+                tracing::error!(error = %e, "audit log fsync failed");
+                self.shared.failures.fetch_add(1, Ordering::Relaxed);
+                // Whatever it should have covered is still to be synced.
+                self.unsynced = true;
+            }
         }
         self.shared.sync_ok.store(result.is_ok(), Ordering::Release);
         result.is_ok()
@@ -429,6 +466,11 @@ trait Output: Send {
     fn append(&mut self, bytes: &[u8], first_seq: u64) -> io::Result<()>;
     /// Makes appended lines durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// A second handle to `fsync` without the log's lock, where there is
+    /// one.
+    fn sync_handle(&self) -> Option<io::Result<File>> {
+        None
+    }
     /// Whether this output rotates at all.
     fn rotates(&self) -> bool;
     /// Renames the (synced) current file to its rotated name, starts a new one.
@@ -562,6 +604,11 @@ impl Output for FileOutput {
             Some(file) if self.regular => file.sync_data(),
             _ => Ok(()),
         }
+    }
+
+    fn sync_handle(&self) -> Option<io::Result<File>> {
+        let file = self.file.as_ref().filter(|_| self.regular)?;
+        Some(file.try_clone())
     }
 
     fn rotates(&self) -> bool {
@@ -914,6 +961,27 @@ mod tests {
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 0, "a clone lives on");
         drop(clone);
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn background_sync_covers_what_was_written() {
+        let mem = Mem::default();
+        let auditor = auditor(&mem);
+        auditor.append(&event(1)).expect("written");
+        sync_beside(&auditor.log);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1, "synced under the lock");
+        sync_beside(&auditor.log);
+        assert_eq!(mem.syncs.load(Ordering::SeqCst), 1, "nothing new to sync");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Mutex::new(Some(file_log(&dir.path().join("c.jsonl"), 0)));
+        let append = |n| lock(&log).as_mut().map(|l| append(l, &[n]));
+        append(1);
+        sync_beside(&log);
+        let guard = lock(&log);
+        let log = guard.as_ref().expect("open");
+        assert!(!log.sync_pending(), "synced beside the lock");
+        assert!(log.shared.sync_ok.load(Ordering::SeqCst));
     }
 
     #[test]
