@@ -82,13 +82,20 @@ pub async fn serve(
         Arc::new(Signals::new()),
         shards,
     )?));
-    let proxy_listener = bind(config.listen).await?;
+    let proxy_listeners =
+        shards::bind(config.listen, shards).map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let admin_listener = match config.admin {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
     let bound = Bound {
-        proxy: local_addr(&proxy_listener, config.listen),
+        proxy: proxy_listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(config.listen),
         admin: admin_listener
             .as_ref()
             .map(|l| local_addr(l, config.listen)),
@@ -113,9 +120,8 @@ pub async fn serve(
         let rt = shared.load_full();
         pipeline::handle(rt, conn, req)
     };
-    let proxy_listener = proxy_listener.into_std().map_err(ServeError::Shards)?;
     // Fails only while starting the shards; the process then exits.
-    shards::serve(proxy_listener, shards, opts, handler, shutdown, DRAIN)
+    shards::serve(proxy_listeners, opts, handler, shutdown, DRAIN)
         .await
         .map_err(ServeError::Shards)?;
     if let Some(task) = admin_task {

@@ -1,15 +1,14 @@
 //! Thread per core: the proxy listener is served by one single-threaded
-//! tokio runtime per shard, each accepting on its own handle of the same
-//! socket, the way nginx runs a worker process per core. A connection, its
-//! requests and the pooled upstream connections they use stay on the thread
-//! that accepted it, so a crossing never waits for a cross-thread wake-up or
-//! a work-stealing hand-off. On the load benchmark this made `pass` about
-//! 10 % cheaper than one work-stealing runtime (README, "Performance").
+//! tokio runtime per shard, the way nginx runs a worker process per core.
+//! A connection, its requests and the pooled upstream connections they use
+//! stay on the thread that accepted it, so a crossing never waits for a
+//! cross-thread wake-up or a work-stealing hand-off (README, "Performance").
 //!
-//! The cost: a connection never moves, so one shard can be busy while
-//! another idles. Busy shards accept less (both are woken for each new
-//! connection; the one that gets to `accept` first takes it), which evens
-//! out new connections but not long-lived ones.
+//! Each shard listens on its own socket bound to the same address with
+//! `SO_REUSEPORT`, so the kernel spreads new connections evenly. (Shards
+//! racing to `accept` on one shared socket let one of them take a whole
+//! burst of connections.) The cost: a connection never moves, so a shard
+//! busy with heavy crossings does not hand its others to an idle one.
 
 use super::{ConnInfo, ListenerOptions, Shard, serve_shard};
 use bytes::Bytes;
@@ -17,20 +16,48 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, oneshot, watch};
 
-/// Serves `listener` on `count` shard threads until `shutdown` fires; each
-/// shard then drains its own connections (see [`super::serve`]). Returns once
-/// every shard has stopped.
+/// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`, the first
+/// one to `addr` as given (its port may be 0), the others to the address it
+/// got. Must be called within a tokio runtime; the sockets are handed over
+/// to the shards by [`serve`].
 ///
 /// # Errors
-/// When a shard's runtime, thread or socket handle cannot be created.
+/// When a socket cannot be created or bound.
+pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = listen(addr)?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count.max(1) {
+        listeners.push(listen(bound)?);
+    }
+    Ok(listeners)
+}
+
+fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
+/// Serves each of `listeners` (from [`bind`]) on a shard thread of its own
+/// until `shutdown` fires; each shard then drains its own connections (see
+/// [`super::serve`]). Returns once every shard has stopped.
+///
+/// # Errors
+/// When a shard's runtime or thread cannot be created.
 pub async fn serve<H, F>(
-    listener: std::net::TcpListener,
-    count: usize,
+    listeners: Vec<std::net::TcpListener>,
     opts: ListenerOptions,
     handler: H,
     shutdown: watch::Receiver<bool>,
@@ -40,13 +67,11 @@ where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    listener.set_nonblocking(true)?;
     let limit = Arc::new(Semaphore::new(
         opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
-    let mut stopped = Vec::with_capacity(count);
-    for index in 0..count.max(1) {
-        let socket = listener.try_clone()?;
+    let mut stopped = Vec::with_capacity(listeners.len());
+    for (index, socket) in listeners.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -82,4 +107,21 @@ where
         let _ = finished.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_shard_listens_on_the_address_the_first_got() {
+        let listeners = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 3).expect("bind");
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        assert_eq!(addrs.len(), 3);
+        assert_ne!(addrs[0].port(), 0);
+        assert!(addrs.iter().all(|a| *a == addrs[0]), "{addrs:?}");
+    }
 }
