@@ -7,12 +7,21 @@ use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::proxy::auth::FailReason;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Label value when a crossing matched no integration or route.
 pub const NONE: &str = "-";
+
+/// One integration's series that every crossing moves, resolved once per
+/// configuration so that a crossing does not look their labels up.
+pub struct Meters {
+    duration: Histogram,
+    upstream_duration: Histogram,
+    /// By direction (request, response), then stage (in, out).
+    bytes: [[IntCounter; 2]; 2],
+}
 
 /// Every collector, registered once.
 pub struct Metrics {
@@ -239,19 +248,24 @@ impl Metrics {
         auth_failure: Option<FailReason>,
         policies: &PolicySet,
         upstream_secs: Option<f64>,
+        meters: Option<&Meters>,
     ) {
         let integration = rec.integration.as_deref().unwrap_or(NONE);
         let route = rec.route.as_deref().unwrap_or(NONE);
+        let resolved;
+        let meters = match meters {
+            Some(m) => m,
+            None => {
+                resolved = self.meters(integration);
+                &resolved
+            }
+        };
         self.requests
             .with_label_values(&[integration, route, rec.outcome])
             .inc();
-        self.duration
-            .with_label_values(&[integration])
-            .observe(rec.duration_us as f64 / 1e6);
+        meters.duration.observe(rec.duration_us as f64 / 1e6);
         if let Some(secs) = upstream_secs {
-            self.upstream_duration
-                .with_label_values(&[integration])
-                .observe(secs);
+            meters.upstream_duration.observe(secs);
         }
         if let Some(reason) = auth_failure {
             self.auth_failures
@@ -269,10 +283,27 @@ impl Metrics {
                 .with_label_values(&[integration])
                 .inc();
         }
-        for (name, side) in [("request", &rec.request), ("response", &rec.response)] {
+        for (bytes, side) in meters.bytes.iter().zip([&rec.request, &rec.response]) {
             if let Some(side) = side {
-                self.direction(integration, name, side, policies);
+                bytes[0].inc_by(side.bytes_in);
+                bytes[1].inc_by(side.bytes_out);
+                self.actions(integration, side, policies);
             }
+        }
+    }
+
+    /// The series of `integration` that every crossing moves.
+    pub fn meters(&self, integration: &str) -> Meters {
+        let bytes = |direction| {
+            ["in", "out"].map(|stage| {
+                self.bytes
+                    .with_label_values(&[integration, direction, stage])
+            })
+        };
+        Meters {
+            duration: self.duration.with_label_values(&[integration]),
+            upstream_duration: self.upstream_duration.with_label_values(&[integration]),
+            bytes: [bytes("request"), bytes("response")],
         }
     }
 
@@ -289,13 +320,7 @@ impl Metrics {
         }
     }
 
-    fn direction(&self, integration: &str, name: &str, side: &Direction, policies: &PolicySet) {
-        self.bytes
-            .with_label_values(&[integration, name, "in"])
-            .inc_by(side.bytes_in);
-        self.bytes
-            .with_label_values(&[integration, name, "out"])
-            .inc_by(side.bytes_out);
+    fn actions(&self, integration: &str, side: &Direction, policies: &PolicySet) {
         let Some(policy) = policies.get(&side.policy) else {
             return;
         };

@@ -107,19 +107,25 @@ pub fn seal(seq: u64, prev: &str, fields: &[u8]) -> Result<Sealed, SealError> {
     if inner.contains(&b'\n') {
         return Err(SealError::Newline);
     }
-    let head = format!(r#"{{"seq":{seq},"prev":"{prev}""#);
-    let mut line = Vec::with_capacity(head.len() + inner.len() + SUFFIX_LEN + 2);
-    line.extend_from_slice(head.as_bytes());
+    let mut line = Vec::with_capacity(40 + prev.len() + inner.len() + SUFFIX_LEN);
+    line.extend_from_slice(br#"{"seq":"#);
+    line.extend_from_slice(seq.to_string().as_bytes());
+    line.extend_from_slice(br#","prev":""#);
+    line.extend_from_slice(prev.as_bytes());
+    line.push(b'"');
     if !inner.is_empty() {
         line.push(b',');
         line.extend_from_slice(inner);
     }
     line.push(b'}');
-    let hash = hex::encode(Sha256::digest(&line));
+    let mut hash = [0u8; 64];
+    // A 32-byte digest always fills 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(&line), &mut hash);
     line.pop();
     line.extend_from_slice(HASH_OPEN);
-    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(&hash);
     line.extend_from_slice(b"\"}\n");
+    let hash = hash.iter().map(|&d| char::from(d)).collect();
     Ok(Sealed { line, hash })
 }
 

@@ -37,15 +37,20 @@ const BODY_DIGESTS: [HeaderName; 5] = [
 /// `Connection`. Run this before customs adds its own headers, so a
 /// `Connection` header cannot make customs drop them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Tokens are read from the raw bytes: a value that is not visible ASCII
-    // (obs-text, which hyper accepts) must not hide the names beside it.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    if headers.contains_key(header::CONNECTION) {
+        // Tokens are read from the raw bytes: a value that is not visible
+        // ASCII (obs-text, which hyper accepts) must not hide the names beside it.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }

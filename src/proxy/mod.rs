@@ -26,7 +26,7 @@ pub mod uri;
 
 use crate::audit::Auditor;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Meters, Metrics};
 use crate::signals::Signals;
 use client::UpstreamClient;
 use error::{Kind, Refusal};
@@ -36,6 +36,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Lowercase hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// How long a secret file's content is trusted before it is read again.
 const SECRET_REFRESH: Duration = Duration::from_secs(1);
@@ -55,6 +58,8 @@ pub struct Runtime {
     /// HTTP/1.1-only clients, for integrations with an `upgrade` route.
     upgrade_clients: Vec<Option<UpstreamClient>>,
     credentials: Vec<Mutex<Cached>>,
+    /// Each integration's most used metric series.
+    meters: Vec<Meters>,
     id_prefix: u32,
     id_counter: AtomicU64,
 }
@@ -120,6 +125,11 @@ impl Runtime {
                 })
             })
             .collect();
+        let meters = config
+            .integrations
+            .iter()
+            .map(|it| metrics.meters(&it.name))
+            .collect();
         let mut prefix = [0u8; 4];
         // Without randomness ids are still unique within the process.
         let _ = getrandom::fill(&mut prefix);
@@ -131,6 +141,7 @@ impl Runtime {
             clients,
             upgrade_clients,
             credentials,
+            meters,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
         })
@@ -139,8 +150,16 @@ impl Runtime {
     /// A new request id: process prefix and counter, 16 hex digits. Callers'
     /// own ids are not trusted: they would end up in audit records.
     pub fn next_request_id(&self) -> String {
-        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:08x}", self.id_prefix, n as u32)
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed) as u32;
+        let id = (u64::from(self.id_prefix) << 32) | u64::from(n);
+        let digits = id
+            .to_be_bytes()
+            .map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        digits
+            .as_flattened()
+            .iter()
+            .map(|&d| char::from(d))
+            .collect()
     }
 
     /// Today's date in UTC: end dates are whole UTC days.
@@ -148,6 +167,11 @@ impl Runtime {
         jiff::Timestamp::now()
             .to_zoned_datetime(jiff::tz::TimeZone::UTC)
             .date()
+    }
+
+    /// The metric series of the integration at `index` in the config.
+    pub fn meters(&self, index: usize) -> Option<&Meters> {
+        self.meters.get(index)
     }
 
     /// Listener shards this runtime has client pools for.

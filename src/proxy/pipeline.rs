@@ -251,6 +251,10 @@ async fn read_request_body(
     body: Incoming,
     limits: &crate::config::Limits,
 ) -> Result<Bytes, Refusal> {
+    // A body already known to be empty (most GETs) needs no timer.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let read = body::read(headers, body, limits.max_body_bytes);
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),

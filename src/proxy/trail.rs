@@ -27,6 +27,8 @@ pub struct Trail {
     /// Time the upstream exchange took.
     pub upstream_elapsed: Option<std::time::Duration>,
     started: Instant,
+    /// The matched integration's position in the config.
+    integration: Option<usize>,
     method: String,
     record: Crossing,
     refusal: Option<Refusal>,
@@ -46,6 +48,7 @@ impl Trail {
             auth_failure: None,
             upstream_elapsed: None,
             started: Instant::now(),
+            integration: None,
             method: req.method().to_string(),
             record: Crossing {
                 mode: Mode::Enforce.as_str(),
@@ -57,6 +60,7 @@ impl Trail {
 
     /// Notes the integration and route, and the policies each direction uses.
     pub fn matched(&mut self, m: &Matched<'_>) {
+        self.integration = Some(m.index);
         self.record.integration = Some(m.integration.name.clone());
         self.record.route = Some(m.route.id.clone());
         self.record.request = Some(direction(m.route.request.as_deref()));
@@ -139,6 +143,7 @@ impl Trail {
             self.auth_failure,
             &rt.config.policies,
             upstream_secs,
+            self.integration.and_then(|i| rt.meters(i)),
         );
         if let Some(r) = &self.refusal {
             let side = if r.kind == super::error::Kind::ResponseRefused {
