@@ -1,14 +1,14 @@
 //! The crossing log's writer. Whoever records a crossing seals and writes
 //! it, on its own thread, under one lock that orders the chain: serialising
-//! happens before the lock, `seq`/`prev`/`hash` and one `write(2)` to the
-//! page cache inside it (a few microseconds). A background task `fsync`s
-//! and watches the file.
+//! happens before the lock, `seq`/`prev`/`hash` and the `write(2)` to the
+//! page cache inside it. On a listener shard the records of the crossings
+//! finishing in the same turn share one `write` ([`batch`]). A background
+//! task `fsync`s and watches the file.
 //!
-//! Why not a writer task that batches: the proxy runs one single-threaded
-//! runtime per core (see `proxy::listener::shards`), and a queue to another
-//! thread costs every crossing two cross-thread wake-ups (the send and the
-//! ack). Measured under load that took a quarter of `pass` throughput;
-//! the lock and one `write` per record cost a few percent.
+//! Why not a writer task: the proxy runs one single-threaded runtime per
+//! core (see `proxy::listener::shards`), and a queue to another thread costs
+//! every crossing two cross-thread wake-ups (the send and the ack); measured
+//! under load that took a quarter of `pass` throughput.
 //!
 //! # Durability
 //!
@@ -57,6 +57,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+
+mod batch;
 
 /// Longest time a written record stays un-`fsync`ed.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -180,7 +182,7 @@ impl Auditor {
     /// [`AuditError::Write`] when it could not be written (it is then not
     /// in the chain), [`AuditError::Closed`] after [`Auditor::close`].
     pub async fn record(&self, rec: Crossing) -> Result<(), AuditError> {
-        self.append(&Entry::Crossing(Box::new(rec)))
+        self.append(&Entry::Crossing(Box::new(rec))).await
     }
 
     /// Appends one event, in the same chain.
@@ -188,18 +190,21 @@ impl Auditor {
     /// # Errors
     /// As [`Auditor::record`].
     pub async fn event(&self, ev: Event) -> Result<(), AuditError> {
-        self.append(&Entry::Event(Box::new(ev)))
+        self.append(&Entry::Event(Box::new(ev))).await
     }
 
-    fn append(&self, entry: &Entry) -> Result<(), AuditError> {
+    async fn append(&self, entry: &Entry) -> Result<(), AuditError> {
         // Serialised outside the lock: only sealing and the write are ordered.
         let fields = match entry.to_fields() {
             Ok(fields) => fields,
             Err(e) => return Err(self.shared.reject(&e.to_string())),
         };
-        match lock(&self.log).as_mut() {
-            Some(log) => log.append(&fields),
-            None => Err(AuditError::Closed),
+        if batch::available() {
+            batch::append(&self.log, fields).await
+        } else {
+            write_now(&self.log, &[fields])
+                .pop()
+                .unwrap_or(Err(AuditError::Closed))
         }
     }
 
@@ -231,6 +236,14 @@ impl Auditor {
     #[must_use]
     pub fn failures(&self) -> u64 {
         self.shared.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// Seals and writes `batch` under the lock; each record's result.
+fn write_now<F: AsRef<[u8]>>(log: &Mutex<Option<Log>>, batch: &[F]) -> Vec<Result<(), AuditError>> {
+    match lock(log).as_mut() {
+        Some(log) => log.append_all(batch),
+        None => batch.iter().map(|_| Err(AuditError::Closed)).collect(),
     }
 }
 
@@ -312,6 +325,16 @@ impl Head {
     }
 }
 
+/// Sealed lines waiting for one write.
+#[derive(Default)]
+struct Segment {
+    bytes: Vec<u8>,
+    /// Positions of its records in the batch.
+    members: Vec<usize>,
+    first_seq: Option<u64>,
+    last: Option<Head>,
+}
+
 /// The chain state and the output, behind the [`Auditor`]'s lock.
 struct Log {
     out: Box<dyn Output>,
@@ -334,47 +357,77 @@ impl Log {
         }
     }
 
-    /// Seals `fields` as the next record and writes it, rotating first
-    /// when the line would take the file past `rotate_bytes`.
-    fn append(&mut self, fields: &[u8]) -> Result<(), AuditError> {
-        let mut sealed = self.seal(fields);
-        if let Ok(s) = &sealed
-            && self.rotation_due(s.line.len())
-        {
-            self.rotate();
-            sealed = self.seal(fields);
+    /// Seals `batch` as the next records, in order, and writes them with
+    /// one `write` (one per file when a rotation falls between two).
+    /// Returns each record's result.
+    fn append_all<F: AsRef<[u8]>>(&mut self, batch: &[F]) -> Vec<Result<(), AuditError>> {
+        let mut results = Vec::with_capacity(batch.len());
+        let mut seg = Segment::default();
+        for fields in batch {
+            let fields = fields.as_ref();
+            let mut sealed = self.seal(&seg, fields);
+            if let Ok((_, s)) = &sealed
+                && self.rotation_due(seg.bytes.len(), s.line.len())
+            {
+                self.flush(&mut seg, &mut results);
+                self.rotate();
+                // Sealed on the segment's tip; after the flush the head may differ.
+                sealed = self.seal(&seg, fields);
+            }
+            match sealed {
+                Ok((seq, s)) => {
+                    seg.bytes.extend_from_slice(&s.line);
+                    seg.members.push(results.len());
+                    seg.first_seq.get_or_insert(seq);
+                    seg.last = Some(Head { seq, hash: s.hash });
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(self.shared.reject(&e.to_string()))),
+            }
         }
-        let sealed = sealed.map_err(|e| self.shared.reject(&e.to_string()))?;
-        let seq = self.head.seq + 1;
-        match self.out.append(&sealed.line, seq) {
+        self.flush(&mut seg, &mut results);
+        results
+    }
+
+    /// Seals `fields` as the record after the segment's last (or the head).
+    fn seal(&self, seg: &Segment, fields: &[u8]) -> Result<(u64, chain::Sealed), chain::SealError> {
+        let tip = seg.last.as_ref().unwrap_or(&self.head);
+        let seq = tip.seq + 1;
+        chain::seal(seq, &tip.hash, fields).map(|s| (seq, s))
+    }
+
+    /// Writes the segment; on success it becomes the head, on failure none
+    /// of it is in the chain and its members' results say so.
+    fn flush(&mut self, seg: &mut Segment, results: &mut [Result<(), AuditError>]) {
+        let seg = std::mem::take(seg);
+        let (Some(first_seq), Some(last)) = (seg.first_seq, seg.last) else {
+            return;
+        };
+        let count = seg.members.len() as u64;
+        match self.out.append(&seg.bytes, first_seq) {
             Ok(()) => {
-                self.head = Head {
-                    seq,
-                    hash: sealed.hash,
-                };
+                self.head = last;
                 self.unsynced = true;
-                self.shared.written.fetch_add(1, Ordering::Relaxed);
+                self.shared.written.fetch_add(count, Ordering::Relaxed);
                 self.shared.write_ok.store(true, Ordering::Release);
-                Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "audit log write failed");
+                tracing::error!(error = %e, records = count, "audit log write failed");
                 self.shared.write_ok.store(false, Ordering::Release);
-                self.shared.failures.fetch_add(1, Ordering::Relaxed);
-                Err(AuditError::Write(Arc::new(e)))
+                self.shared.failures.fetch_add(count, Ordering::Relaxed);
+                let e = Arc::new(e);
+                for i in seg.members {
+                    results[i] = Err(AuditError::Write(Arc::clone(&e)));
+                }
             }
         }
     }
 
-    /// Seals `fields` as the record after the head.
-    fn seal(&self, fields: &[u8]) -> Result<chain::Sealed, chain::SealError> {
-        chain::seal(self.head.seq + 1, &self.head.hash, fields)
-    }
-
-    /// Whether adding `line` bytes would pass `rotate_bytes`. A file
-    /// holding nothing yet takes the line whatever its size.
-    fn rotation_due(&self, line: usize) -> bool {
-        let used = self.out.len();
+    /// Whether adding `line` bytes after `pending` would pass
+    /// `rotate_bytes`. A file holding nothing yet takes the line whatever
+    /// its size.
+    fn rotation_due(&self, pending: usize, line: usize) -> bool {
+        let used = self.out.len() + pending as u64;
         self.rotate_bytes > 0
             && self.out.rotates()
             && self
@@ -774,6 +827,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
+    use std::task::Poll;
 
     /// In-memory output: one buffer per file, failing on demand.
     #[derive(Clone, Default)]
@@ -782,6 +836,7 @@ mod tests {
         fail: Arc<AtomicBool>,
         fail_sync: Arc<AtomicBool>,
         syncs: Arc<AtomicU64>,
+        writes: Arc<AtomicU64>,
     }
 
     impl Mem {
@@ -802,6 +857,7 @@ mod tests {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(io::Error::other("disk full"));
             }
+            self.writes.fetch_add(1, Ordering::SeqCst);
             let mut files = self.files.lock().expect("lock");
             match files.last_mut() {
                 Some(f) => f.extend_from_slice(bytes),
@@ -846,11 +902,13 @@ mod tests {
         Entry::Event(Box::new(event_of(n)))
     }
 
-    /// Appends events `ns` in order; returns each one's result.
+    /// Appends events `ns` as one batch; returns each one's result.
     fn append(log: &mut Log, ns: &[u64]) -> Vec<Result<(), AuditError>> {
-        ns.iter()
-            .map(|&n| log.append(&event(n).to_fields().expect("serialises")))
-            .collect()
+        let batch: Vec<Vec<u8>> = ns
+            .iter()
+            .map(|&n| event(n).to_fields().expect("serialises"))
+            .collect();
+        log.append_all(&batch)
     }
 
     /// Checks every line and the links between them; returns (seq, n).
@@ -963,11 +1021,11 @@ mod tests {
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 1);
     }
 
-    #[test]
-    fn background_sync_covers_what_was_written() {
+    #[tokio::test]
+    async fn background_sync_covers_what_was_written() {
         let mem = Mem::default();
         let auditor = auditor(&mem);
-        auditor.append(&event(1)).expect("written");
+        auditor.event(event_of(1)).await.expect("written");
         sync_beside(&auditor.log);
         assert_eq!(mem.syncs.load(Ordering::SeqCst), 1, "synced under the lock");
         sync_beside(&auditor.log);
@@ -984,6 +1042,41 @@ mod tests {
         assert!(log.shared.sync_ok.load(Ordering::SeqCst));
     }
 
+    #[tokio::test]
+    async fn records_of_one_turn_go_out_in_one_write() {
+        let mem = Mem::default();
+        let auditor = auditor(&mem);
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 1..=5 {
+            let auditor = auditor.clone();
+            tasks.spawn(async move { auditor.event(event_of(n)).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("written");
+        }
+        assert_eq!(mem.writes.load(Ordering::SeqCst), 1);
+        let mut ns: Vec<u64> = chain_of(&mem.files().concat())
+            .iter()
+            .map(|l| l.1)
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_while_waiting_still_writes_its_batch() {
+        let mem = Mem::default();
+        let auditor = auditor(&mem);
+        {
+            let mut leader = std::pin::pin!(auditor.event(event_of(1)));
+            // One poll: queued, and yielding for the rest of the turn.
+            let polled = std::future::poll_fn(|cx| Poll::Ready(leader.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "still waiting");
+            assert!(mem.files().concat().is_empty());
+        } // the leader is dropped here
+        assert_eq!(chain_of(&mem.files().concat()), [(1, 1)]);
+    }
+
     #[test]
     fn concurrent_records_form_one_chain() {
         let mem = Mem::default();
@@ -994,7 +1087,11 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..50 {
                         let entry = event(t * 1000 + i);
-                        auditor.append(&entry).expect("written");
+                        let fields = entry.to_fields().expect("serialises");
+                        write_now(&auditor.log, &[fields])
+                            .pop()
+                            .expect("one result")
+                            .expect("written");
                     }
                 });
             }
