@@ -2,7 +2,7 @@
 //! it, on its own thread, under one lock that orders the chain: serialising
 //! happens before the lock, `seq`/`prev`/`hash` and the `write(2)` to the
 //! page cache inside it. On a listener shard the records of the crossings
-//! finishing in the same turn share one `write` ([`batch`]). A background
+//! finishing in the same turn share one `write` (`writer::batch`). A background
 //! task `fsync`s and watches the file.
 //!
 //! Why not a writer task: the proxy runs one single-threaded runtime per
