@@ -155,6 +155,15 @@ fn each_config_mistake_is_reported_at_its_line_with_a_hint() {
             "listen.workers 0 is out of range",
         ),
         (
+            edit(
+                &g,
+                "audit: { path: audit.jsonl }",
+                "audit: { path: audit.jsonl }\nlimits:\n  body_read_timeout: 0s",
+            ),
+            "body_read_timeout: 0s",
+            "limits.body_read_timeout is zero",
+        ),
+        (
             edit(&g, "url: http://127.0.0.1:9", "url: ftp://127.0.0.1:9"),
             "url: ftp://",
             "invalid upstream url 'ftp://127.0.0.1:9'",

@@ -43,7 +43,7 @@ pub struct ConfigFile {
 pub struct SignalsFile {
     /// Length of one traffic window ("minute"); shorter only in tests.
     #[serde(default)]
-    pub window: Option<Span>,
+    pub window: Option<Spanned<Span>>,
     /// Time after start before `volume_anomaly` compares with the baseline.
     #[serde(default)]
     pub warmup: Option<Span>,
@@ -140,10 +140,10 @@ pub struct LimitsFile {
     pub upstream_timeout: Option<Span>,
     /// Deadline for receiving a whole request body.
     #[serde(default)]
-    pub body_read_timeout: Option<Span>,
+    pub body_read_timeout: Option<Spanned<Span>>,
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
-    pub tunnel_idle_timeout: Option<Span>,
+    pub tunnel_idle_timeout: Option<Spanned<Span>>,
 }
 
 /// `secrets:`.

@@ -450,12 +450,12 @@ impl Builder<'_> {
         }
         let body = raw.max_body_bytes.map_or(DEFAULT_MAX_BODY, |s| s.0);
         for (name, value) in [
-            ("body_read_timeout", raw.body_read_timeout),
-            ("tunnel_idle_timeout", raw.tunnel_idle_timeout),
+            ("body_read_timeout", &raw.body_read_timeout),
+            ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
         ] {
-            if value.is_some_and(|s| s.0.is_zero()) {
+            if let Some(zero) = value.as_ref().filter(|s| s.value.0.is_zero()) {
                 self.error(
-                    0,
+                    zero.referenced.line(),
                     format!("limits.{name} is zero"),
                     "use a positive duration, e.g. 30s",
                 );
@@ -467,17 +467,23 @@ impl Builder<'_> {
             upstream_timeout: raw
                 .upstream_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
-            body_read_timeout: raw.body_read_timeout.map_or(DEFAULT_BODY_READ, |s| s.0),
-            tunnel_idle_timeout: raw.tunnel_idle_timeout.map_or(DEFAULT_TUNNEL_IDLE, |s| s.0),
+            body_read_timeout: raw
+                .body_read_timeout
+                .as_ref()
+                .map_or(DEFAULT_BODY_READ, |s| s.value.0),
+            tunnel_idle_timeout: raw
+                .tunnel_idle_timeout
+                .as_ref()
+                .map_or(DEFAULT_TUNNEL_IDLE, |s| s.value.0),
         }
     }
 
     fn signals(&mut self, raw: &file::SignalsFile) -> SignalSettings {
         let d = SignalSettings::default();
-        let window = raw.window.map_or(d.window, |s| s.0);
+        let window = raw.window.as_ref().map_or(d.window, |s| s.value.0);
         if window < Duration::from_millis(10) {
             self.error(
-                0,
+                raw.window.as_ref().map_or(0, |s| s.referenced.line()),
                 "signals.window is too short".into(),
                 "use 10ms or more (60s outside tests)",
             );

@@ -60,6 +60,8 @@ pub struct Runtime {
     credentials: Vec<Mutex<Cached>>,
     /// Each integration's most used metric series.
     meters: Vec<Meters>,
+    /// Listener shards (fixed at start; reloads keep it).
+    shards: usize,
     id_prefix: u32,
     id_counter: AtomicU64,
 }
@@ -142,6 +144,7 @@ impl Runtime {
             upgrade_clients,
             credentials,
             meters,
+            shards,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
         })
@@ -176,7 +179,7 @@ impl Runtime {
 
     /// Listener shards this runtime has client pools for.
     pub fn shards(&self) -> usize {
-        self.clients.first().map_or(1, Vec::len)
+        self.shards
     }
 
     /// The matched integration's pooled client for listener shard `shard`.
