@@ -3,13 +3,15 @@
 #
 # Interleaved in one run, with wrk on loopback: direct-to-upstream, nginx as a
 # plain reverse proxy, customs `pass`, customs `incident-inbound`, and at 16 KB
-# also customs `pass` with API-key auth and with audit to /dev/null.
+# also nginx writing a JSON access log, customs `pass` with API-key auth and
+# with audit to /dev/null.
 # Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports.
 # Prints a markdown table for the README.
 #
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
 #      LOAD_THREADS (2), LOAD_WARMUP (s per target and size, 2; 0 = none),
-#      LOAD_SIZES ("1k 16k 256k"; 16k is required for the auth and audit rows),
+#      LOAD_SIZES ("1k 16k 256k"; 16k is required for the access-log, auth and
+#      audit rows),
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
 #      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
 #      floor of customs' stack without policy, audit, auth or metrics).
@@ -134,6 +136,24 @@ start_nginx proxy "$NGX_PORT" "    upstream up { server 127.0.0.1:$UP_PORT; keep
         }
     }"
 
+# The same proxy writing one JSON access-log line per request: the nearest
+# thing nginx has to customs' crossing log (which customs cannot turn off).
+NGX_LOG_PORT=$(free_port)
+start_nginx proxy-log "$NGX_LOG_PORT" "    upstream up { server 127.0.0.1:$UP_PORT; keepalive 32; keepalive_requests 1000000; }
+    log_format crossing escape=json '{\"ts\":\"\$time_iso8601\",\"request_id\":\"\$request_id\",'
+        '\"method\":\"\$request_method\",\"path\":\"\$uri\",\"status\":\$status,'
+        '\"upstream_status\":\"\$upstream_status\",\"bytes_out\":\$body_bytes_sent,'
+        '\"duration\":\$request_time}';
+    server {
+        listen 127.0.0.1:$NGX_LOG_PORT;
+        access_log $WORK/proxy-log/access.jsonl crossing;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+
 # --- customs -----------------------------------------------------------------
 cp -r "$ROOT/policies" "$WORK/policies"
 CUSTOMS_HASH_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
@@ -209,7 +229,7 @@ fi
 # --- targets -----------------------------------------------------------------
 targets_for() { # size
     if [[ $1 == 16k ]]; then
-        echo direct nginx "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off
+        echo direct nginx nginx-log "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off
     else
         echo direct nginx "${BARE[@]}" customs-pass customs-incident
     fi
@@ -219,6 +239,7 @@ url_for() { # target size
     case $1 in
         direct) echo "http://127.0.0.1:$UP_PORT/$2.json" ;;
         nginx) echo "http://127.0.0.1:$NGX_PORT/$2.json" ;;
+        nginx-log) echo "http://127.0.0.1:$NGX_LOG_PORT/$2.json" ;;
         hyper-bare) echo "http://127.0.0.1:$BARE_PORT/$2.json" ;;
         customs-pass) echo "http://127.0.0.1:$MAIN_PORT/pass/$2.json" ;;
         customs-incident) echo "http://127.0.0.1:$MAIN_PORT/incident/$2.json" ;;

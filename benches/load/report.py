@@ -13,6 +13,7 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 LABELS = {
     "direct": "direct to upstream",
     "nginx": "nginx reverse proxy",
+    "nginx-log": "nginx reverse proxy + JSON access log",
     "hyper-bare": "bare hyper proxy (`examples/bare_proxy.rs`)",
     "customs-pass": "customs `pass`",
     "customs-incident": "customs `incident-inbound`",
@@ -132,6 +133,11 @@ def main():
         f"{p99_add:+.2f} ms | < 2 ms | {verdict(p99_add < 2.0)} |"
     )
     out.append(f"| #3 customs peak RSS (VmHWM) under load | {rss:.1f} MB | < 100 MB | {verdict(rss < 100)} |")
+    logged = ratio(key, "customs-pass", "nginx-log")
+    if logged:
+        out.append(
+            f"| (reference) customs `pass` vs nginx + JSON access log, 16 KB | {med(logged):.2f}× | — | — |"
+        )
     out.append(
         f"| #4 API-key auth vs anonymous, 16 KB | {auth:.2f}× | no measurable cost (≥ 0.95×) | "
         f"{verdict(auth >= 0.95)} |"
