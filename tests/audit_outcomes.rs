@@ -268,6 +268,54 @@ fn a_caller_that_disconnects_still_leaves_one_record() {
     );
 }
 
+#[test]
+fn callers_leaving_on_every_worker_right_before_shutdown_each_leave_one_record() {
+    use std::io::Write;
+    // Disconnects write their record from the request's drop; the
+    // process stops at once after them, so none may wait on a task.
+    let up = Upstream::start(UpstreamOpts::new().raw_steps(vec![RawStep::Hang]));
+    let config = config("{dir}/audit.jsonl").replace(
+        "listen: { address: 127.0.0.1:0 }",
+        "listen: { address: 127.0.0.1:0, workers: 4 }",
+    );
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config, &[("strict.yaml", STRICT)]);
+    let callers = 12;
+    let mut streams: Vec<std::net::TcpStream> = (0..callers)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+            s.write_all(
+                b"GET /live/ok HTTP/1.1\r\nHost: customs\r\nX-Api-Key: cst_outcomes_key\r\n\r\n",
+            )
+            .expect("send");
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.hits() < callers && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(up.hits(), callers, "every request reached the upstream");
+    streams.clear();
+    proxy.signal("TERM");
+    let status = proxy.wait_exit(Duration::from_secs(40));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let records = proxy.crossings("audit.jsonl");
+    assert_eq!(records.len(), callers, "{records:?}");
+    assert!(records.iter().all(|r| r["status"] == 499), "{records:?}");
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["audit", "verify"])
+        .arg(proxy.dir().join("audit.jsonl"))
+        .output()
+        .expect("run audit verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
 /// Query values never reach the log, also when a piece has no `=` or hides
 /// behind a `;` separator.
 #[test]

@@ -193,19 +193,37 @@ impl Auditor {
         self.append(&Entry::Event(Box::new(ev))).await
     }
 
+    /// Appends one crossing at once, without waiting for the thread's
+    /// batch: for a crossing whose task is going away (the caller left), so
+    /// that its record cannot be lost with a task spawned to write it.
+    ///
+    /// # Errors
+    /// As [`Auditor::record`].
+    pub fn record_now(&self, rec: Crossing) -> Result<(), AuditError> {
+        let fields = self.fields(&Entry::Crossing(Box::new(rec)))?;
+        self.write_now(fields)
+    }
+
     async fn append(&self, entry: &Entry) -> Result<(), AuditError> {
-        // Serialised outside the lock: only sealing and the write are ordered.
-        let fields = match entry.to_fields() {
-            Ok(fields) => fields,
-            Err(e) => return Err(self.shared.reject(&e.to_string())),
-        };
+        let fields = self.fields(entry)?;
         if batch::available() {
             batch::append(&self.log, fields).await
         } else {
-            write_now(&self.log, &[fields])
-                .pop()
-                .unwrap_or(Err(AuditError::Closed))
+            self.write_now(fields)
         }
+    }
+
+    /// Serialised outside the lock: only sealing and the write are ordered.
+    fn fields(&self, entry: &Entry) -> Result<Vec<u8>, AuditError> {
+        entry
+            .to_fields()
+            .map_err(|e| self.shared.reject(&e.to_string()))
+    }
+
+    fn write_now(&self, fields: Vec<u8>) -> Result<(), AuditError> {
+        write_now(&self.log, &[fields])
+            .pop()
+            .unwrap_or(Err(AuditError::Closed))
     }
 
     /// Closes the log: `fsync`s and logs the final `seq`/`hash`; later

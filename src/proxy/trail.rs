@@ -170,11 +170,9 @@ impl Drop for Trail {
             "client disconnected before the response",
         ));
         let record = self.seal(&rt, CLIENT_CLOSED, Outcome::Rejected);
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = rt.auditor.record(record).await;
-            });
-        }
+        // Written here and now: a task spawned to write it could be dropped
+        // with its runtime at shutdown.
+        let _ = rt.auditor.record_now(record);
     }
 }
 
