@@ -219,6 +219,19 @@ struct Caller {
 }
 
 /// Connects, writes `bytes`, reads the first response head.
+/// A WebSocket tunnel through `proxy`, checked with one frame each way.
+fn open_tunnel(proxy: &Proxy) -> Caller {
+    let mut caller = connect(
+        proxy,
+        handshake("GET", "/chat/ws", "HTTP/1.1", "").as_bytes(),
+    );
+    assert_eq!(caller.head.status, 101);
+    let ping = frame("ping");
+    caller.send(&ping);
+    assert_eq!(caller.read(ping.len()), ping);
+    caller
+}
+
 fn connect(proxy: &Proxy, bytes: &[u8]) -> Caller {
     let mut tcp = TcpStream::connect(proxy.addr()).expect("connect");
     tcp.set_read_timeout(Some(READ_LIMIT)).expect("timeout");
@@ -564,14 +577,7 @@ fn a_wrong_switch_from_the_upstream_is_a_502() {
 fn an_idle_tunnel_is_closed() {
     let up = WsUpstream::start(false);
     let proxy = start_idle(&up.url(), "300ms");
-    let mut caller = connect(
-        &proxy,
-        handshake("GET", "/chat/ws", "HTTP/1.1", "").as_bytes(),
-    );
-    assert_eq!(caller.head.status, 101);
-    let ping = frame("ping");
-    caller.send(&ping);
-    assert_eq!(caller.read(ping.len()), ping);
+    let mut caller = open_tunnel(&proxy);
     let started = Instant::now();
     assert!(caller.until_closed().is_empty());
     assert!(
@@ -586,14 +592,7 @@ fn an_idle_tunnel_is_closed() {
 fn shutdown_closes_open_tunnels() {
     let up = WsUpstream::start(false);
     let mut proxy = start(&up.url());
-    let mut caller = connect(
-        &proxy,
-        handshake("GET", "/chat/ws", "HTTP/1.1", "").as_bytes(),
-    );
-    assert_eq!(caller.head.status, 101);
-    let ping = frame("ping");
-    caller.send(&ping);
-    assert_eq!(caller.read(ping.len()), ping);
+    let mut caller = open_tunnel(&proxy);
     let started = Instant::now();
     let status = proxy.stop_gracefully();
     assert!(status.success(), "{status:?}");

@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
+use tokio::runtime::RuntimeFlavor;
 use tokio::task::JoinHandle;
 
 mod batch;
@@ -320,11 +321,17 @@ fn sync_beside(log: &Mutex<Option<Log>>) {
 /// Runs file work that may block for long (`fsync`, rename, a full pipe)
 /// without holding up the other tasks of a multi-threaded runtime's worker.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+    match runtime_flavor() {
+        Some(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// The flavour of the runtime the caller runs on, if any.
+fn runtime_flavor() -> Option<RuntimeFlavor> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|h| h.runtime_flavor())
 }
 
 /// The last record written: where the chain continues.

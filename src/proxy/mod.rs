@@ -37,9 +37,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Lowercase hex digits.
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// How long a secret file's content is trusted before it is read again.
 const SECRET_REFRESH: Duration = Duration::from_secs(1);
 
@@ -155,14 +152,10 @@ impl Runtime {
     pub fn next_request_id(&self) -> String {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed) as u32;
         let id = (u64::from(self.id_prefix) << 32) | u64::from(n);
-        let digits = id
-            .to_be_bytes()
-            .map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        digits
-            .as_flattened()
-            .iter()
-            .map(|&d| char::from(d))
-            .collect()
+        let mut digits = [0u8; 16];
+        // Eight bytes always fill sixteen hex digits.
+        let _ = hex::encode_to_slice(id.to_be_bytes(), &mut digits);
+        digits.iter().map(|&d| char::from(d)).collect()
     }
 
     /// Today's date in UTC: end dates are whole UTC days.

@@ -9,7 +9,7 @@
 //! batch, from its guard. Tasks of a multi-threaded runtime may move between
 //! threads at the yield, so they write at once instead ([`available`]).
 
-use super::{AuditError, Log, write_now};
+use super::{AuditError, Log, RuntimeFlavor, runtime_flavor, write_now};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -35,8 +35,7 @@ thread_local! {
 /// Whether the caller runs on a single-threaded runtime, where a batch
 /// stays on its thread.
 pub(super) fn available() -> bool {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+    runtime_flavor() == Some(RuntimeFlavor::CurrentThread)
 }
 
 /// Queues `fields` for this turn's batch write and waits for its result.
