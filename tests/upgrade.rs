@@ -93,6 +93,8 @@ struct WsState {
     requests: Mutex<Vec<Seen>>,
     /// Bytes received through tunnels, in order.
     tunnel: Mutex<Vec<u8>>,
+    /// The ALPN protocol of each TLS connection, as accepted.
+    alpn: Mutex<Vec<Option<Vec<u8>>>>,
 }
 
 /// A WebSocket-like upstream (hyper, HTTP/1.1): a handshake gets a genuine
@@ -100,6 +102,7 @@ struct WsState {
 /// request, it answers 403 JSON.
 struct WsUpstream {
     addr: SocketAddr,
+    tls: bool,
     state: Arc<WsState>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -112,15 +115,33 @@ impl Drop for WsUpstream {
 
 impl WsUpstream {
     fn start(refuse: bool) -> WsUpstream {
+        WsUpstream::serve(refuse, None)
+    }
+    /// Over TLS with `cert`, offering h2 before http/1.1 by ALPN.
+    fn start_tls(cert: &(String, String)) -> WsUpstream {
+        let tls = common::pki::server_config(cert, None);
+        WsUpstream::serve(false, Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+    }
+    fn serve(refuse: bool, tls: Option<tokio_rustls::TlsAcceptor>) -> WsUpstream {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(WsState::default());
-        let task = rt().spawn(ws_accept(listener, state.clone(), refuse));
-        WsUpstream { addr, state, task }
+        let is_tls = tls.is_some();
+        let task = rt().spawn(ws_accept(listener, state.clone(), refuse, tls));
+        WsUpstream {
+            addr,
+            tls: is_tls,
+            state,
+            task,
+        }
     }
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+    fn alpn(&self) -> Vec<Option<Vec<u8>>> {
+        lock(&self.state.alpn).clone()
     }
     fn requests(&self) -> Vec<Seen> {
         lock(&self.state.requests).clone()
@@ -134,21 +155,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn ws_accept(listener: std::net::TcpListener, state: Arc<WsState>, refuse: bool) {
+async fn ws_accept(
+    listener: std::net::TcpListener,
+    state: Arc<WsState>,
+    refuse: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     let mut conns = tokio::task::JoinSet::new();
     while let Ok((tcp, _)) = listener.accept().await {
         let state = state.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let answer = ws_answer(req, state.clone(), refuse);
-                async move { Ok::<_, std::convert::Infallible>(answer) }
-            });
-            let io = hyper_util::rt::TokioIo::new(tcp);
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
-            let _ = conn.with_upgrades().await;
+            let Some(tls) = tls else {
+                return ws_serve(tcp, state, refuse).await;
+            };
+            if let Ok(stream) = tls.accept(tcp).await {
+                let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                lock(&state.alpn).push(alpn);
+                ws_serve(stream, state, refuse).await;
+            }
         });
     }
+}
+
+/// Serves one HTTP/1.1 connection, upgrades included.
+async fn ws_serve<T>(io: T, state: Arc<WsState>, refuse: bool)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let answer = ws_answer(req, state.clone(), refuse);
+        async move { Ok::<_, std::convert::Infallible>(answer) }
+    });
+    let io = hyper_util::rt::TokioIo::new(io);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
+    let _ = conn.with_upgrades().await;
 }
 
 fn ws_answer(
@@ -655,4 +697,35 @@ fn a_tunnel_crosses_a_tls_listener() {
     }
     assert_eq!(&got[head_end..], hello.as_slice());
     assert_eq!(up.tunnel(), hello);
+}
+
+/// An HTTPS upstream that would rather speak h2: the handshake still goes
+/// over HTTP/1.1 (an h2 connection cannot switch protocols), with the
+/// upstream's certificate checked against the integration's `ca`, and the
+/// tunnel runs inside that TLS session.
+#[test]
+fn a_tunnel_reaches_an_https_upstream_over_http1() {
+    let pki = Pki::new();
+    let up = WsUpstream::start_tls(&pki.server_cert(LOCAL));
+    let config = config().replace(
+        "url: \"{upstream}/v1\"",
+        "url: \"{upstream}/v1\"\n      ca: ca.pem",
+    );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .var("idle", "60s")
+        .file("token", format!("{SECRET}\n"))
+        .file("ca.pem", pki.ca_pem())
+        .start(&config, &[]);
+    let mut caller = open_tunnel(&proxy);
+    let hello = frame("over https");
+    caller.send(&hello);
+    assert_eq!(caller.read(hello.len()), hello);
+    // The upgrade client offers no ALPN, so h2 is never negotiated.
+    assert_eq!(up.alpn(), vec![None]);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let auth = seen[0].header("authorization");
+    assert_eq!(auth, Some(format!("Bearer {SECRET}").as_str()));
+    assert_eq!(up.tunnel(), [frame("ping"), hello].concat());
 }
