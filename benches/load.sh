@@ -4,7 +4,8 @@
 # Interleaved in one run, with wrk on loopback: direct-to-upstream, nginx as a
 # plain reverse proxy, customs `pass`, customs `incident-inbound`, and at 16 KB
 # also nginx writing a JSON access log, customs `pass` with API-key auth and
-# with audit to /dev/null.
+# with audit to /dev/null, and customs `pass` while two more connections pull
+# 256 KB exports through the incident policy (isolation of light crossings).
 # Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports.
 # Prints a markdown table for the README.
 #
@@ -229,7 +230,7 @@ fi
 # --- targets -----------------------------------------------------------------
 targets_for() { # size
     if [[ $1 == 16k ]]; then
-        echo direct nginx nginx-log "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off
+        echo direct nginx nginx-log "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off customs-pass-beside-exports
     else
         echo direct nginx "${BARE[@]}" customs-pass customs-incident
     fi
@@ -241,7 +242,7 @@ url_for() { # target size
         nginx) echo "http://127.0.0.1:$NGX_PORT/$2.json" ;;
         nginx-log) echo "http://127.0.0.1:$NGX_LOG_PORT/$2.json" ;;
         hyper-bare) echo "http://127.0.0.1:$BARE_PORT/$2.json" ;;
-        customs-pass) echo "http://127.0.0.1:$MAIN_PORT/pass/$2.json" ;;
+        customs-pass | customs-pass-beside-exports) echo "http://127.0.0.1:$MAIN_PORT/pass/$2.json" ;;
         customs-incident) echo "http://127.0.0.1:$MAIN_PORT/incident/$2.json" ;;
         customs-pass-auth) echo "http://127.0.0.1:$MAIN_PORT/auth/$2.json" ;;
         customs-pass-audit-off) echo "http://127.0.0.1:$OFF_PORT/pass/$2.json" ;;
@@ -273,10 +274,17 @@ code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$(url_for customs-
 
 # --- measure -----------------------------------------------------------------
 run_wrk() { # target size seconds outfile
-    local hdr
+    local hdr beside=
     mapfile -t hdr < <(headers_for "$1")
+    if [[ $1 == customs-pass-beside-exports ]]; then
+        timeout $(($3 + 30)) wrk -t1 -c2 -d"$(($3 + 1))s" --timeout 5s \
+            "$(url_for customs-incident 256k)" >"$4.exports" 2>&1 &
+        beside=$!
+        sleep 0.5
+    fi
     timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$3s" --timeout 5s --latency \
         "${hdr[@]}" "$(url_for "$1" "$2")" >"$4" 2>&1 || log "wrk $1 $2 failed (see output)"
+    if [[ -n $beside ]]; then wait "$beside" || log "export load beside $1 failed"; fi
 }
 
 runs=0

@@ -416,3 +416,53 @@ fn inventory_shows_when_credentials_were_last_used() {
         "{offline}"
     );
 }
+
+/// Bodies from 4 KiB on are governed on the policy threads rather than the
+/// listener's: the same rules hold in both directions, concurrently, and a
+/// large body that fails its policy is refused whole.
+#[test]
+fn large_bodies_are_governed_like_small_ones() {
+    let item = r#"{"card_number":"4111 1111 1111 1111","description":"mail jane@example.com"}"#;
+    let export = format!("[{}]", vec![item; 400].join(","));
+    let json = [("content-type", "application/json")];
+    let up = Upstream::start(UpstreamOpts::new().respond(200, &json, export));
+    let proxy = start(&up);
+    let url = proxy.url();
+    let title = "t".repeat(8 * 1024);
+    let write =
+        format!(r#"{{"id":1,"title":"{title}","email":"jane@example.com","internal":"x"}}"#);
+    let secret = format!(r#"{{"id":2,"title":"{title}","password":"hunter2"}}"#);
+    let duplicate = format!(r#"{{"id":3,"title":"{title}","id":4}}"#);
+    let headers = [auth(), ("content-type", "application/json")];
+    let post = |body: &str| send(&url, "POST", "/acme/incidents/1", &headers, body.as_bytes());
+    std::thread::scope(|s| {
+        let mut crossings = Vec::new();
+        for _ in 0..4 {
+            crossings.push(s.spawn(|| {
+                let read = send(&url, "GET", "/acme/incidents/all", &[auth()], b"");
+                assert_eq!(read.status, 200, "{}", read.text());
+                let text = read.text();
+                assert_eq!(text.matches("**** **** **** 1111").count(), 400);
+                assert!(!text.contains("4111 1111") && !text.contains("jane@"));
+            }));
+            crossings.push(s.spawn(|| assert_eq!(post(&write).status, 200)));
+            crossings.push(s.spawn(|| assert_eq!(post(&secret).status, 403)));
+            crossings.push(s.spawn(|| assert_eq!(post(&duplicate).status, 400)));
+        }
+        for crossing in crossings {
+            crossing.join().expect("a crossing failed its checks");
+        }
+    });
+    let posts: Vec<_> = up
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 4, "only the allowed writes crossed");
+    for seen in posts {
+        let doc = seen.json();
+        assert_eq!(doc["title"].as_str().map(str::len), Some(8 * 1024));
+        assert_eq!(doc["email"].as_str().map(str::len), Some(64), "hashed");
+        assert!(doc.get("internal").is_none(), "outside the allow-list");
+    }
+}

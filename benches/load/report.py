@@ -19,6 +19,7 @@ LABELS = {
     "customs-incident": "customs `incident-inbound`",
     "customs-pass-auth": "customs `pass` + API key",
     "customs-pass-audit-off": "customs `pass`, audit → /dev/null",
+    "customs-pass-beside-exports": "customs `pass` beside 2 conns pulling 256 KB exports (incident policy)",
 }
 
 
@@ -137,6 +138,11 @@ def main():
     if logged:
         out.append(
             f"| (reference) customs `pass` vs nginx + JSON access log, 16 KB | {med(logged):.2f}× | — | — |"
+        )
+    beside = p99_delta(key, "customs-pass-beside-exports", "customs-pass")
+    if beside:
+        out.append(
+            f"| (reference) `pass` p99 beside heavy exports over `pass` alone, 16 KB | {med(beside):+.2f} ms | — | — |"
         )
     out.append(
         f"| #4 API-key auth vs anonymous, 16 KB | {auth:.2f}× | no measurable cost (≥ 0.95×) | "

@@ -13,6 +13,7 @@ pub mod framing;
 pub mod headers;
 pub mod listener;
 pub mod observe;
+pub mod offload;
 pub mod pipeline;
 pub mod reload;
 pub mod route;
@@ -59,6 +60,8 @@ pub struct Runtime {
     meters: Vec<Meters>,
     /// Listener shards (fixed at start; reloads keep it).
     shards: usize,
+    /// The policy threads for large bodies (kept across reloads).
+    pub offload: Arc<offload::Offload>,
     id_prefix: u32,
     id_counter: AtomicU64,
 }
@@ -91,6 +94,7 @@ impl Runtime {
         metrics: Arc<Metrics>,
         signals: Arc<Signals>,
         shards: usize,
+        offload: Arc<offload::Offload>,
     ) -> Result<Self, RuntimeError> {
         let failed = |it: &crate::config::Integration| {
             let integration = it.name.clone();
@@ -142,6 +146,7 @@ impl Runtime {
             credentials,
             meters,
             shards,
+            offload,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
         })

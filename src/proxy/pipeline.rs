@@ -11,8 +11,8 @@ use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
-use super::{Runtime, framing, headers, route, tunnel, uri};
-use crate::config::OnFailure;
+use super::{Runtime, framing, headers, offload, route, tunnel, uri};
+use crate::config::{Config, OnFailure};
 use crate::policy::Policy;
 use crate::policy::names::NameFilter;
 use crate::signals::{ShapeProbe, Side};
@@ -104,7 +104,7 @@ async fn cross(
     let (parts, body) = req.into_parts();
     let limits = config.limits;
     let raw = read_request_body(&parts.headers, body, &limits).await?;
-    let request_policy = matched.route.request.as_deref();
+    let request_policy = matched.route.request.as_ref();
     // Empty bodies are not governed (GETs): no shape, no signals lock.
     let probe = (!raw.is_empty())
         .then(|| rt.signals.shape_probe(config, &matched, Side::Request))
@@ -117,7 +117,9 @@ async fn cross(
         trail.request_side(),
         probe,
     )
+    .await
     .map_err(|e| request_body_refusal(&e))?;
+    let request_policy = request_policy.map(Arc::as_ref);
     let forward_path = forward_path(&matched, &parts, request_policy);
     trail.path = forward_path.clone();
     let hop = Hop {
@@ -173,7 +175,8 @@ async fn cross(
     let probe = (answer.status.is_success() && !answer.body.is_empty())
         .then(|| rt.signals.shape_probe(config, &matched, Side::Response))
         .flatten();
-    let mut response = respond(rt, matched.route.response.as_deref(), answer, trail, probe)?;
+    let policy = matched.route.response.as_ref();
+    let mut response = respond(rt, policy, answer, trail, probe).await?;
     let tunnel = match (upgrade, switched) {
         (Some(asked), Some(upstream)) => {
             tunnel::mark(response.headers_mut());
@@ -211,36 +214,61 @@ fn authenticate<'c>(
 }
 
 /// Applies a direction's policy (or `pass`) to a body, recording it (and
-/// its drift candidates when `probe` samples it).
-fn govern(
+/// its drift candidates when `probe` samples it). Large bodies are governed
+/// on a policy thread ([`offload`]), so the shard goes on serving.
+async fn govern(
     rt: &Runtime,
-    policy: Option<&Policy>,
+    policy: Option<&Arc<Policy>>,
     headers: &http::HeaderMap,
     raw: Bytes,
     side: &mut crate::audit::record::Direction,
-    mut probe: Option<ShapeProbe>,
+    probe: Option<ShapeProbe>,
 ) -> Result<Governed, BodyError> {
     side.bytes_in = raw.len() as u64;
-    let governed = match policy {
-        None => Governed {
-            body: raw,
-            outcome: None,
-        },
-        Some(p) => body::govern(
-            p,
-            headers,
-            raw,
-            &rt.config.limits,
-            rt.config.hash_key.as_ref(),
-            &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
-        )?,
+    let (governed, probe) = match policy {
+        None => (
+            Ok(Governed {
+                body: raw,
+                outcome: None,
+            }),
+            probe,
+        ),
+        Some(p) if raw.len() >= offload::OFFLOAD_MIN => {
+            let (p, headers, config) = (p.clone(), headers.clone(), rt.config.clone());
+            let job = move || apply(&p, &headers, raw, &config, probe);
+            rt.offload.run(job).await.unwrap_or_else(|| {
+                let failed = BodyError::Internal("the policy could not run".into());
+                (Err(failed), None)
+            })
+        }
+        Some(p) => apply(p, headers, raw, &rt.config, probe),
     };
+    let governed = governed?;
     side.new_paths = probe.map(ShapeProbe::finish).unwrap_or_default();
     side.bytes_out = governed.body.len() as u64;
     if let (Some(p), Some(outcome)) = (policy, &governed.outcome) {
         Trail::record_actions(side, p, outcome);
     }
     Ok(governed)
+}
+
+/// Runs `policy` on a body, showing `probe` each parsed document.
+fn apply(
+    policy: &Policy,
+    headers: &http::HeaderMap,
+    raw: Bytes,
+    config: &Config,
+    mut probe: Option<ShapeProbe>,
+) -> (Result<Governed, BodyError>, Option<ShapeProbe>) {
+    let governed = body::govern(
+        policy,
+        headers,
+        raw,
+        &config.limits,
+        config.hash_key.as_ref(),
+        &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
+    );
+    (governed, probe)
 }
 
 /// Reads the request body within `body_read_timeout`: a body trickled in
@@ -332,9 +360,9 @@ fn prepare_request_headers(h: &mut http::HeaderMap, response: Option<&Policy>, r
 }
 
 /// Stage 6: the response policy, then the answer the caller gets.
-fn respond(
+async fn respond(
     rt: &Runtime,
-    policy: Option<&Policy>,
+    policy: Option<&Arc<Policy>>,
     answer: upstream::Answer,
     trail: &mut Trail,
     probe: Option<ShapeProbe>,
@@ -349,6 +377,7 @@ fn respond(
     let mut headers = answer.headers;
     let side = trail.response_side();
     let governed = govern(rt, policy, &headers, answer.body, side, probe)
+        .await
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy {
         headers::apply_rules(&mut headers, &p.headers);

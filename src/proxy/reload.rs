@@ -69,6 +69,7 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
                 current.metrics.clone(),
                 current.signals.clone(),
                 current.shards(),
+                current.offload.clone(),
             )
             .map_err(|e| e.to_string())
         });

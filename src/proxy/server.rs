@@ -3,6 +3,7 @@
 //! swaps it atomically; each request holds the snapshot it started with.
 
 use super::listener::{ListenerOptions, shards};
+use super::offload::Offload;
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
 use crate::audit;
 use crate::config;
@@ -46,6 +47,9 @@ pub enum ServeError {
     /// The listener cannot be handed to its shard threads.
     #[error("cannot start the listener threads: {0}")]
     Shards(std::io::Error),
+    /// The policy threads cannot be started.
+    #[error("cannot start the policy threads: {0}")]
+    Offload(std::io::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -75,12 +79,14 @@ pub async fn serve(
     let audit_closer = auditor.clone();
     let metrics = Arc::new(Metrics::new(&config)?);
     let shards = config.workers;
+    let offload = Offload::start(shards).map_err(ServeError::Offload)?;
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
         auditor,
         metrics,
         Arc::new(Signals::new()),
         shards,
+        Arc::new(offload),
     )?));
     let proxy_listeners =
         shards::bind(config.listen, shards).map_err(|source| ServeError::Bind {
