@@ -7,8 +7,8 @@ use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::proxy::auth::FailReason;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Label value when a crossing matched no integration or route.
@@ -46,6 +46,8 @@ pub struct Metrics {
     pub audit_records: IntCounter,
     /// Audit records that could not be written.
     pub audit_failures: IntCounter,
+    /// Bodies waiting for a policy thread (`proxy::offload`).
+    pub policy_jobs_waiting: IntGauge,
 }
 
 fn counter(
@@ -180,6 +182,14 @@ impl Metrics {
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
+            },
+            policy_jobs_waiting: {
+                let g = IntGauge::new(
+                    "customs_policy_jobs_waiting",
+                    "Bodies waiting for a policy thread; persistently above zero means the policy threads are saturated.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
             },
             registry: r,
         };

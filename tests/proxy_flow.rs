@@ -465,4 +465,7 @@ fn large_bodies_are_governed_like_small_ones() {
         assert_eq!(doc["email"].as_str().map(str::len), Some(64), "hashed");
         assert!(doc.get("internal").is_none(), "outside the allow-list");
     }
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let waiting = metrics::value(&m, "customs_policy_jobs_waiting", &[]);
+    assert_eq!(waiting, Some(0.0), "every queued body was taken");
 }

@@ -6,6 +6,7 @@
 //! first come, first served; the shard goes on serving meanwhile. Smaller
 //! bodies stay inline, where the hand-over would cost more than the work.
 
+use prometheus::IntGauge;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -39,19 +40,21 @@ impl Queue {
 /// exit; queued jobs are dropped, which their waiters see as a failure.
 pub struct Offload {
     queue: Arc<Queue>,
+    waiting: IntGauge,
 }
 
 impl Offload {
-    /// Starts `threads` policy threads (at least one).
-    pub fn start(threads: usize) -> std::io::Result<Offload> {
+    /// Starts `threads` policy threads (at least one); `waiting` tracks
+    /// the jobs queued for them.
+    pub fn start(threads: usize, waiting: IntGauge) -> std::io::Result<Offload> {
         let queue = Arc::new(Queue::default());
         for n in 0..threads.max(1) {
-            let queue = queue.clone();
+            let (queue, waiting) = (queue.clone(), waiting.clone());
             std::thread::Builder::new()
                 .name(format!("customs-policy-{n}"))
-                .spawn(move || work(&queue))?;
+                .spawn(move || work(&queue, &waiting))?;
         }
-        Ok(Offload { queue })
+        Ok(Offload { queue, waiting })
     }
 
     /// Runs `job` on a policy thread; `None` when it panicked or the pool
@@ -73,6 +76,7 @@ impl Offload {
                 return None;
             }
             state.jobs.push_back(job);
+            self.waiting.inc();
         }
         self.queue.ready.notify_one();
         rx.await.ok()
@@ -86,12 +90,13 @@ impl Drop for Offload {
             state.closed = true;
             std::mem::take(&mut state.jobs)
         };
+        self.waiting.sub(dropped.len() as i64);
         drop(dropped);
         self.queue.ready.notify_all();
     }
 }
 
-fn work(queue: &Queue) {
+fn work(queue: &Queue, waiting: &IntGauge) {
     loop {
         let job = {
             let mut state = queue.lock();
@@ -100,6 +105,7 @@ fn work(queue: &Queue) {
                     return;
                 }
                 if let Some(job) = state.jobs.pop_front() {
+                    waiting.dec();
                     break job;
                 }
                 state = queue
@@ -122,7 +128,8 @@ mod tests {
 
     #[tokio::test]
     async fn runs_jobs_and_survives_a_panicking_one() {
-        let pool = Offload::start(2).expect("threads");
+        let waiting = IntGauge::new("waiting", "test").expect("gauge");
+        let pool = Offload::start(2, waiting.clone()).expect("threads");
         let name = pool.run(|| std::thread::current().name().map(str::to_owned));
         let name = name.await.flatten().expect("a named thread");
         assert!(name.starts_with("customs-policy-"), "{name}");
@@ -131,11 +138,12 @@ mod tests {
         for n in 0..8u64 {
             assert_eq!(pool.run(move || n * 2).await, Some(n * 2));
         }
+        assert_eq!(waiting.get(), 0);
     }
 
     #[tokio::test]
     async fn a_closed_pool_refuses_work() {
-        let pool = Offload::start(1).expect("threads");
+        let pool = Offload::start(1, IntGauge::new("w", "test").expect("gauge")).expect("threads");
         pool.queue.lock().closed = true;
         assert_eq!(pool.run(|| 1).await, None);
     }

@@ -79,7 +79,8 @@ pub async fn serve(
     let audit_closer = auditor.clone();
     let metrics = Arc::new(Metrics::new(&config)?);
     let shards = config.workers;
-    let offload = Offload::start(shards).map_err(ServeError::Offload)?;
+    let offload =
+        Offload::start(shards, metrics.policy_jobs_waiting.clone()).map_err(ServeError::Offload)?;
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
         auditor,
