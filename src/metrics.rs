@@ -6,6 +6,7 @@ use crate::audit::record::{Crossing, Direction};
 use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::proxy::auth::FailReason;
+use crate::proxy::offload::PoolMeters;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
@@ -46,8 +47,8 @@ pub struct Metrics {
     pub audit_records: IntCounter,
     /// Audit records that could not be written.
     pub audit_failures: IntCounter,
-    /// Bodies waiting for a policy thread (`proxy::offload`).
-    pub policy_jobs_waiting: IntGauge,
+    /// The policy threads' series (`proxy::offload`).
+    pub policy_jobs: PoolMeters,
 }
 
 fn counter(
@@ -183,13 +184,23 @@ impl Metrics {
                 r.register(Box::new(c.clone()))?;
                 c
             },
-            policy_jobs_waiting: {
-                let g = IntGauge::new(
-                    "customs_policy_jobs_waiting",
-                    "Bodies waiting for a policy thread; persistently above zero means the policy threads are saturated.",
-                )?;
-                r.register(Box::new(g.clone()))?;
-                g
+            policy_jobs: PoolMeters {
+                jobs: {
+                    let c = IntCounter::new(
+                        "customs_policy_jobs_total",
+                        "Bodies governed on a policy thread (large or compressed ones).",
+                    )?;
+                    r.register(Box::new(c.clone()))?;
+                    c
+                },
+                waiting: {
+                    let g = IntGauge::new(
+                        "customs_policy_jobs_waiting",
+                        "Bodies waiting for a policy thread; persistently above zero means the policy threads are saturated.",
+                    )?;
+                    r.register(Box::new(g.clone()))?;
+                    g
+                },
             },
             registry: r,
         };

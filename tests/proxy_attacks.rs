@@ -199,12 +199,6 @@ fn scripted(script: Vec<Answer>) -> Upstream {
 
 // -------------------------------------------------------------- encodings
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
-}
-
 fn deflate(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("deflate");

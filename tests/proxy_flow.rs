@@ -417,9 +417,10 @@ fn inventory_shows_when_credentials_were_last_used() {
     );
 }
 
-/// Bodies from 4 KiB on are governed on the policy threads rather than the
-/// listener's: the same rules hold in both directions, concurrently, and a
-/// large body that fails its policy is refused whole.
+/// Bodies from 4 KiB on, and compressed ones, are governed on the policy
+/// threads rather than the listener's: the same rules hold in both
+/// directions, concurrently, and a large body that fails its policy is
+/// refused whole.
 #[test]
 fn large_bodies_are_governed_like_small_ones() {
     let item = r#"{"card_number":"4111 1111 1111 1111","description":"mail jane@example.com"}"#;
@@ -453,12 +454,22 @@ fn large_bodies_are_governed_like_small_ones() {
             crossing.join().expect("a crossing failed its checks");
         }
     });
+    // Small once compressed, but its size is no measure of the work.
+    let small = gzip(write.as_bytes());
+    assert!(small.len() < 4096);
+    let gz = [
+        auth(),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ];
+    let r = send(&url, "POST", "/acme/incidents/1", &gz, &small);
+    assert_eq!(r.status, 200, "{}", r.text());
     let posts: Vec<_> = up
         .requests()
         .into_iter()
         .filter(|r| r.method == "POST")
         .collect();
-    assert_eq!(posts.len(), 4, "only the allowed writes crossed");
+    assert_eq!(posts.len(), 5, "only the allowed writes crossed");
     for seen in posts {
         let doc = seen.json();
         assert_eq!(doc["title"].as_str().map(str::len), Some(8 * 1024));
@@ -466,6 +477,80 @@ fn large_bodies_are_governed_like_small_ones() {
         assert!(doc.get("internal").is_none(), "outside the allow-list");
     }
     let m = metrics::parse(&proxy.admin("/metrics").text());
-    let waiting = metrics::value(&m, "customs_policy_jobs_waiting", &[]);
-    assert_eq!(waiting, Some(0.0), "every queued body was taken");
+    let jobs = |name| metrics::value(&m, name, &[]);
+    assert_eq!(
+        jobs("customs_policy_jobs_total"),
+        Some(17.0),
+        "4 × 4 large, 1 gzip"
+    );
+    assert_eq!(jobs("customs_policy_jobs_waiting"), Some(0.0));
+    let records = proxy.crossings("audit.jsonl");
+    let status = |code: u64| records.iter().filter(|r| r["status"] == code).count();
+    assert_eq!((records.len(), status(403), status(400)), (17, 4, 4));
+}
+
+/// While a policy thread governs a large export, the listener thread that
+/// read it goes on serving: with one worker, a `pass` crossing completes
+/// before the export's answer.
+#[test]
+fn a_large_export_does_not_hold_up_the_listener() {
+    let item =
+        r#"{"description":"mail jane@example.com or +1 415 555 0134, card 4111 1111 1111 1111"}"#;
+    let export = format!("[{}]", vec![item; 50_000].join(","));
+    let export = bytes::Bytes::from(export);
+    let up = Upstream::start(UpstreamOpts::new().handler(move |seen| {
+        let body = if seen.uri.ends_with("/ping") {
+            "{}".into()
+        } else {
+            export.clone()
+        };
+        let json = ("content-type", "application/json");
+        http::Response::builder()
+            .header(json.0, json.1)
+            .body(body.into())
+            .expect("answer")
+    }));
+    let config = config()
+        .replace(
+            "listen: { address: 127.0.0.1:0 }",
+            "listen: { address: 127.0.0.1:0, workers: 1 }\nlimits: { max_body_bytes: 16MiB }",
+        )
+        .replace(
+            "request: outbound, response: pass }",
+            "request: outbound, response: pass }\n      - { id: ping, methods: [GET], path: /ping, request: pass, response: pass }",
+        );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("hash.key", "test-hash-key")
+        .file("token", "t")
+        .start(
+            &config,
+            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+        );
+    let url = proxy.url();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = send(&url, "GET", "/acme/incidents/all", &[auth()], b"");
+            let _ = done_tx.send(r);
+        });
+        // Ready signal: the export reached the policy thread.
+        let handed_over = || {
+            let m = metrics::parse(&proxy.admin("/metrics").text());
+            metrics::value(&m, "customs_policy_jobs_total", &[]) == Some(1.0)
+        };
+        while !handed_over() {
+            assert!(
+                done.try_recv().is_err(),
+                "the export finished before it was handed over"
+            );
+            std::thread::yield_now();
+        }
+        let ping = send(&url, "GET", "/acme/ping", &[auth()], b"");
+        assert_eq!(ping.status, 200, "{}", ping.text());
+        assert!(done.try_recv().is_err(), "the ping waited for the export");
+        let export = done.recv().expect("the export's answer");
+        assert_eq!(export.status, 200);
+        assert!(!export.text().contains("jane@"));
+    });
 }

@@ -1,12 +1,13 @@
 //! Heavy policy work off the listener shards. A shard serves every
 //! connection it accepted on one thread, so a large body under a detector
 //! policy (~10 µs per KB) would hold up every other crossing on that shard,
-//! light `pass` ones included. Bodies at or over [`OFFLOAD_MIN`] bytes are
-//! governed by a fixed set of policy threads (one per worker) that take jobs
-//! first come, first served; the shard goes on serving meanwhile. Smaller
-//! bodies stay inline, where the hand-over would cost more than the work.
+//! light `pass` ones included. Bodies at or over [`OFFLOAD_MIN`] bytes, and
+//! compressed ones (their size says nothing of the work), are governed by a
+//! fixed set of policy threads (one per worker) that take jobs first come,
+//! first served; the shard goes on serving meanwhile. Smaller bodies stay
+//! inline, where the hand-over would cost more than the work.
 
-use prometheus::IntGauge;
+use prometheus::{IntCounter, IntGauge};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -16,6 +17,15 @@ use tokio::sync::oneshot;
 pub const OFFLOAD_MIN: usize = 4 * 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool's metric series.
+#[derive(Clone)]
+pub struct PoolMeters {
+    /// Jobs handed to the policy threads.
+    pub jobs: IntCounter,
+    /// Jobs waiting for a policy thread.
+    pub waiting: IntGauge,
+}
 
 #[derive(Default)]
 struct Queue {
@@ -40,25 +50,28 @@ impl Queue {
 /// exit; queued jobs are dropped, which their waiters see as a failure.
 pub struct Offload {
     queue: Arc<Queue>,
-    waiting: IntGauge,
+    meters: PoolMeters,
 }
 
 impl Offload {
-    /// Starts `threads` policy threads (at least one); `waiting` tracks
-    /// the jobs queued for them.
-    pub fn start(threads: usize, waiting: IntGauge) -> std::io::Result<Offload> {
-        let queue = Arc::new(Queue::default());
+    /// Starts `threads` policy threads (at least one).
+    pub fn start(threads: usize, meters: PoolMeters) -> std::io::Result<Offload> {
+        // Built first, so a failed spawn drops it and stops the others.
+        let pool = Offload {
+            queue: Arc::new(Queue::default()),
+            meters,
+        };
         for n in 0..threads.max(1) {
-            let (queue, waiting) = (queue.clone(), waiting.clone());
+            let (queue, waiting) = (pool.queue.clone(), pool.meters.waiting.clone());
             std::thread::Builder::new()
                 .name(format!("customs-policy-{n}"))
                 .spawn(move || work(&queue, &waiting))?;
         }
-        Ok(Offload { queue, waiting })
+        Ok(pool)
     }
 
-    /// Runs `job` on a policy thread; `None` when it panicked or the pool
-    /// is closed. A job whose waiter is gone by its turn is skipped.
+    /// Runs `job` on a policy thread; `None` when it panicked or was
+    /// dropped unrun. A job whose waiter is gone by its turn is skipped.
     pub async fn run<T, F>(&self, job: F) -> Option<T>
     where
         T: Send + 'static,
@@ -70,14 +83,9 @@ impl Offload {
                 let _ = tx.send(job());
             }
         });
-        {
-            let mut state = self.queue.lock();
-            if state.closed {
-                return None;
-            }
-            state.jobs.push_back(job);
-            self.waiting.inc();
-        }
+        self.queue.lock().jobs.push_back(job);
+        self.meters.jobs.inc();
+        self.meters.waiting.inc();
         self.queue.ready.notify_one();
         rx.await.ok()
     }
@@ -90,7 +98,7 @@ impl Drop for Offload {
             state.closed = true;
             std::mem::take(&mut state.jobs)
         };
-        self.waiting.sub(dropped.len() as i64);
+        self.meters.waiting.sub(dropped.len() as i64);
         drop(dropped);
         self.queue.ready.notify_all();
     }
@@ -114,8 +122,7 @@ fn work(queue: &Queue, waiting: &IntGauge) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        // A panicking policy fails its own crossing (the waiter sees `None`
-        // and refuses it), never the thread.
+        // A panicking job fails its own waiter (it sees `None`), never the thread.
         if catch_unwind(AssertUnwindSafe(job)).is_err() {
             tracing::error!("a policy job panicked; its crossing is refused");
         }
@@ -125,11 +132,19 @@ fn work(queue: &Queue, waiting: &IntGauge) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn meters() -> PoolMeters {
+        PoolMeters {
+            jobs: IntCounter::new("jobs", "test").expect("counter"),
+            waiting: IntGauge::new("waiting", "test").expect("gauge"),
+        }
+    }
 
     #[tokio::test]
     async fn runs_jobs_and_survives_a_panicking_one() {
-        let waiting = IntGauge::new("waiting", "test").expect("gauge");
-        let pool = Offload::start(2, waiting.clone()).expect("threads");
+        let meters = meters();
+        let pool = Offload::start(2, meters.clone()).expect("threads");
         let name = pool.run(|| std::thread::current().name().map(str::to_owned));
         let name = name.await.flatten().expect("a named thread");
         assert!(name.starts_with("customs-policy-"), "{name}");
@@ -138,13 +153,39 @@ mod tests {
         for n in 0..8u64 {
             assert_eq!(pool.run(move || n * 2).await, Some(n * 2));
         }
-        assert_eq!(waiting.get(), 0);
+        assert_eq!((meters.jobs.get(), meters.waiting.get()), (10, 0));
     }
 
+    /// A caller that leaves while its job waits costs no policy work.
     #[tokio::test]
-    async fn a_closed_pool_refuses_work() {
-        let pool = Offload::start(1, IntGauge::new("w", "test").expect("gauge")).expect("threads");
-        pool.queue.lock().closed = true;
-        assert_eq!(pool.run(|| 1).await, None);
+    async fn a_job_whose_caller_left_is_skipped() {
+        let meters = meters();
+        let pool = Offload::start(1, meters.clone()).expect("threads");
+        let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel());
+        let (started_tx, started_rx) = started;
+        let (release_tx, release_rx) = release;
+        let blocker = pool.run(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        });
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        tokio::join!(blocker, async {
+            started_rx.recv().expect("the blocker runs");
+            // Polled once (queued behind the blocker), then abandoned.
+            tokio::select! {
+                biased;
+                _ = pool.run(move || flag.store(true, Ordering::SeqCst)) => {
+                    panic!("ran while the only thread was blocked")
+                }
+                () = std::future::ready(()) => {}
+            }
+            assert_eq!(meters.waiting.get(), 1);
+            release_tx.send(()).expect("release");
+        });
+        // The queue is first come, first served: this one runs after the skipped one.
+        assert_eq!(pool.run(|| 7).await, Some(7));
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job never ran");
+        assert_eq!(meters.waiting.get(), 0);
     }
 }

@@ -17,11 +17,12 @@ use crate::policy::Policy;
 use crate::policy::names::NameFilter;
 use crate::signals::{ShapeProbe, Side};
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, CONTENT_ENCODING, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// The response type of every crossing: bodies are always released whole.
@@ -233,13 +234,12 @@ async fn govern(
             }),
             probe,
         ),
-        Some(p) if raw.len() >= offload::OFFLOAD_MIN => {
+        // A compressed body's size says nothing of the work it holds.
+        Some(p) if raw.len() >= offload::OFFLOAD_MIN || headers.contains_key(CONTENT_ENCODING) => {
             let (p, headers, config) = (p.clone(), headers.clone(), rt.config.clone());
             let job = move || apply(&p, &headers, raw, &config, probe);
-            rt.offload.run(job).await.unwrap_or_else(|| {
-                let failed = BodyError::Internal("the policy could not run".into());
-                (Err(failed), None)
-            })
+            let answer = rt.offload.run(job).await;
+            answer.unwrap_or_else(|| (Err(could_not_run()), None))
         }
         Some(p) => apply(p, headers, raw, &rt.config, probe),
     };
@@ -252,7 +252,8 @@ async fn govern(
     Ok(governed)
 }
 
-/// Runs `policy` on a body, showing `probe` each parsed document.
+/// Runs `policy` on a body, showing `probe` each parsed document. A policy
+/// that panics (a bug) refuses its crossing, inline as on a policy thread.
 fn apply(
     policy: &Policy,
     headers: &http::HeaderMap,
@@ -260,15 +261,27 @@ fn apply(
     config: &Config,
     mut probe: Option<ShapeProbe>,
 ) -> (Result<Governed, BodyError>, Option<ShapeProbe>) {
-    let governed = body::govern(
-        policy,
-        headers,
-        raw,
-        &config.limits,
-        config.hash_key.as_ref(),
-        &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
-    );
-    (governed, probe)
+    let governed = catch_unwind(AssertUnwindSafe(|| {
+        body::govern(
+            policy,
+            headers,
+            raw,
+            &config.limits,
+            config.hash_key.as_ref(),
+            &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
+        )
+    }));
+    match governed {
+        Ok(governed) => (governed, probe),
+        Err(_) => {
+            tracing::error!(policy = %policy.name, "the policy panicked; the crossing is refused");
+            (Err(could_not_run()), None)
+        }
+    }
+}
+
+fn could_not_run() -> BodyError {
+    BodyError::Internal("the policy could not run".into())
 }
 
 /// Reads the request body within `body_read_timeout`: a body trickled in

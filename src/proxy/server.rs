@@ -80,7 +80,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new(&config)?);
     let shards = config.workers;
     let offload =
-        Offload::start(shards, metrics.policy_jobs_waiting.clone()).map_err(ServeError::Offload)?;
+        Offload::start(shards, metrics.policy_jobs.clone()).map_err(ServeError::Offload)?;
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config.clone(),
         auditor,

@@ -179,3 +179,11 @@ async fn tls_request(
     };
     res.map_err(|e| format!("{e:?}"))
 }
+
+/// `data` gzip-compressed, as a caller or upstream would send it.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}

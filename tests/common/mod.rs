@@ -18,7 +18,7 @@ pub mod proxy;
 pub mod raw;
 pub mod upstream;
 
-pub use client::{Reply, Via, request, send, send_h2, send_tls};
+pub use client::{Reply, Via, gzip, request, send, send_h2, send_tls};
 pub use pki::{LOCAL, Pki, write_pem};
 pub use proxy::{Proxy, ProxySetup};
 pub use raw::{RawResponse, parse_responses, parse_status, raw_exchange, raw_exchange_tls};
