@@ -51,21 +51,26 @@ pub struct Metrics {
     pub policy_jobs: PoolMeters,
 }
 
+/// `c`, registered with `r`.
+fn registered<C>(r: &Registry, c: C) -> prometheus::Result<C>
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
 fn counter(
     r: &Registry,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(c.clone()))?;
-    Ok(c)
+    registered(r, IntCounterVec::new(Opts::new(name, help), labels)?)
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
-    let g = GaugeVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(g.clone()))?;
-    Ok(g)
+    registered(r, GaugeVec::new(Opts::new(name, help), labels)?)
 }
 
 fn histogram(
@@ -77,9 +82,8 @@ fn histogram(
     let buckets = vec![
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
-    r.register(Box::new(h.clone()))?;
-    Ok(h)
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    registered(r, HistogramVec::new(opts, labels)?)
 }
 
 impl Metrics {
@@ -171,36 +175,32 @@ impl Metrics {
                 "Configuration reloads by result.",
                 &["result"],
             )?,
-            audit_records: {
-                let c = IntCounter::new("customs_audit_records_total", "Audit records written.")?;
-                r.register(Box::new(c.clone()))?;
-                c
-            },
-            audit_failures: {
-                let c = IntCounter::new(
+            audit_records: registered(
+                &r,
+                IntCounter::new("customs_audit_records_total", "Audit records written.")?,
+            )?,
+            audit_failures: registered(
+                &r,
+                IntCounter::new(
                     "customs_audit_failures_total",
                     "Audit records that could not be written.",
-                )?;
-                r.register(Box::new(c.clone()))?;
-                c
-            },
+                )?,
+            )?,
             policy_jobs: PoolMeters {
-                jobs: {
-                    let c = IntCounter::new(
+                jobs: registered(
+                    &r,
+                    IntCounter::new(
                         "customs_policy_jobs_total",
                         "Bodies governed on a policy thread (large or compressed ones).",
-                    )?;
-                    r.register(Box::new(c.clone()))?;
-                    c
-                },
-                waiting: {
-                    let g = IntGauge::new(
+                    )?,
+                )?,
+                waiting: registered(
+                    &r,
+                    IntGauge::new(
                         "customs_policy_jobs_waiting",
                         "Bodies waiting for a policy thread; persistently above zero means the policy threads are saturated.",
-                    )?;
-                    r.register(Box::new(g.clone()))?;
-                    g
-                },
+                    )?,
+                )?,
             },
             registry: r,
         };

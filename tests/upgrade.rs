@@ -54,11 +54,16 @@ fn start(upstream: &str) -> Proxy {
 }
 
 fn start_idle(upstream: &str, idle: &str) -> Proxy {
+    setup(upstream, idle).start(&config(), &[])
+}
+
+/// The proxy's files and variables for `upstream`, tunnels closed after
+/// `idle` without traffic.
+fn setup(upstream: &str, idle: &str) -> ProxySetup {
     Proxy::builder()
         .upstream(upstream)
         .var("idle", idle)
         .file("token", format!("{SECRET}\n"))
-        .start(&config(), &[])
 }
 
 /// A WebSocket handshake for `path`, with the caller's key; `extra` lines
@@ -658,10 +663,7 @@ fn a_tunnel_crosses_a_tls_listener() {
         "listen: { address: 127.0.0.1:0 }",
         "listen: { address: 127.0.0.1:0, tls: { cert: tls/server.pem, key: tls/server.key } }",
     );
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .var("idle", "60s")
-        .file("token", format!("{SECRET}\n"))
+    let proxy = setup(&up.url(), "60s")
         .file("tls/server.pem", &server.0)
         .file("tls/server.key", &server.1)
         .start(&config, &[]);
@@ -711,10 +713,7 @@ fn a_tunnel_reaches_an_https_upstream_over_http1() {
         "url: \"{upstream}/v1\"",
         "url: \"{upstream}/v1\"\n      ca: ca.pem",
     );
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .var("idle", "60s")
-        .file("token", format!("{SECRET}\n"))
+    let proxy = setup(&up.url(), "60s")
         .file("ca.pem", pki.ca_pem())
         .start(&config, &[]);
     let mut caller = open_tunnel(&proxy);
