@@ -168,13 +168,7 @@ fn concurrent_crossings_on_every_worker_form_one_chain() {
 
 /// `customs audit verify` accepts the log, with `records` records.
 fn assert_chain_intact(proxy: &Proxy, records: usize) {
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
-        .args(["audit", "verify"])
-        .arg(proxy.dir().join("audit/crossings.jsonl"))
-        .output()
-        .expect("run audit verify");
-    let out = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{out}");
+    let out = proxy.verify_chain("audit/crossings.jsonl");
     assert!(out.contains(&format!("intact: {records} records")), "{out}");
 }
 
@@ -304,16 +298,7 @@ fn callers_leaving_on_every_worker_right_before_shutdown_each_leave_one_record()
     let records = proxy.crossings("audit.jsonl");
     assert_eq!(records.len(), callers, "{records:?}");
     assert!(records.iter().all(|r| r["status"] == 499), "{records:?}");
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
-        .args(["audit", "verify"])
-        .arg(proxy.dir().join("audit.jsonl"))
-        .output()
-        .expect("run audit verify");
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    proxy.verify_chain("audit.jsonl");
 }
 
 /// Query values never reach the log, also when a piece has no `=` or hides

@@ -420,12 +420,36 @@ fn websocket_tunnel_crosses_with_the_injected_credential_and_one_record() {
         );
         assert!(metrics.contains(&line), "{line} not in\n{metrics}");
     }
+    // The crossing log keeps what went through, in the same chain.
+    let end = tunnel_end(&proxy);
+    assert_eq!(end["integration"], "chat");
+    assert_eq!(end["route"], "ws");
+    assert_eq!(end["request_id"], id.as_str());
+    assert_eq!(end["why"], "closed");
+    let both = (
+        end["bytes_to_upstream"].as_u64(),
+        end["bytes_to_caller"].as_u64(),
+    );
+    assert_eq!(both, (Some(moved), Some(moved)));
+    assert!(
+        proxy
+            .verify_chain("audit.jsonl")
+            .contains("intact: 2 records")
+    );
     let text = proxy.logs() + &proxy.read("audit.jsonl");
     assert!(
         !text.contains(KEY) && !text.contains(SECRET),
         "secret logged: {text}"
     );
     assert!(!text.contains("room=7"), "query value logged: {text}");
+}
+
+/// The `tunnel_closed` event of the one tunnel in the crossing log.
+fn tunnel_end(proxy: &Proxy) -> serde_json::Value {
+    let records = proxy.read_jsonl("audit.jsonl").into_iter();
+    let mut ends: Vec<_> = records.filter(|r| r["event"] == "tunnel_closed").collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    ends.remove(0)
 }
 
 /// Bytes a caller sends before the 101 are held back: the upstream gets them
@@ -633,6 +657,7 @@ fn an_idle_tunnel_is_closed() {
     );
     assert!(proxy.wait_logs(READ_LIMIT, |l| l.contains("tunnel closed")
         && l.contains("idle")));
+    assert_eq!(tunnel_end(&proxy)["why"], "idle");
 }
 
 #[test]
@@ -650,6 +675,12 @@ fn shutdown_closes_open_tunnels() {
         "{:?}",
         started.elapsed()
     );
+    // Its end is in the log, before the log closed.
+    let end = tunnel_end(&proxy);
+    assert_eq!(end["why"], "shutdown");
+    let ping = frame("ping").len() as u64;
+    assert_eq!(end["bytes_to_upstream"].as_u64(), Some(ping));
+    proxy.verify_chain("audit.jsonl");
 }
 
 /// Over a TLS listener (HTTP/1.1 by ALPN) the sniffer sees the plaintext

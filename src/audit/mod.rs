@@ -1,12 +1,12 @@
 //! The crossing log (SPEC §4): one hash-chained JSON line per crossing or
-//! event, written by one background task.
+//! event, sealed and written by the thread that produced it.
 //!
 //! - [`record`] — what a crossing leaves in the log ([`Crossing`]).
 //! - [`Event`] — records that are not crossings (`reload`, `schema_drift`, …),
 //!   in the same chain.
 //! - [`chain`] — the line format, the hash definition and [`verify`].
-//! - [`writer`] — [`start`] / [`Auditor`]: the writer task, batching,
-//!   rotation, durability and failure handling.
+//! - [`writer`] — [`start`] / [`Auditor`]: ordering, batching, rotation,
+//!   durability and failure handling.
 //!
 //! Format in one line (details in [`chain`]):
 //! `{"seq":N,"prev":"<hash of line N-1>",<fields…>,"hash":"<hex SHA-256>"}`,
@@ -32,7 +32,7 @@ const RESERVED: [&str; 6] = ["seq", "prev", "hash", "ts", "event", "integration"
 
 /// A record that is not a crossing (`reload`, `schema_drift`,
 /// `volume_anomaly`, `credential_expiring`, `upstream_credential_failing`,
-/// `idle_integration`). Written as
+/// `idle_integration`, `tunnel_closed`). Written as
 /// `{"seq":…,"prev":…,"ts":…,"event":…,"integration":…,<detail…>,"hash":…}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -93,7 +93,7 @@ pub fn timestamp() -> String {
     format!("{:.3}", jiff::Timestamp::now())
 }
 
-/// What the writer task is asked to append.
+/// What is appended to the log.
 #[derive(Debug, Clone)]
 pub(crate) enum Entry {
     /// One crossing.

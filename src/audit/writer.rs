@@ -205,6 +205,15 @@ impl Auditor {
         self.write_now(fields)
     }
 
+    /// Appends one event at once, from code that cannot wait (a drop).
+    ///
+    /// # Errors
+    /// As [`Auditor::record`].
+    pub fn event_now(&self, ev: Event) -> Result<(), AuditError> {
+        let fields = self.fields(&Entry::Event(Box::new(ev)))?;
+        self.write_now(fields)
+    }
+
     async fn append(&self, entry: &Entry) -> Result<(), AuditError> {
         let fields = self.fields(entry)?;
         if batch::available() {

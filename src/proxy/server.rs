@@ -139,8 +139,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Has the writer write and sync what is queued, then waits for it (the
-/// writer is a task: if the runtime went first, queued records would be lost).
+/// Closes the crossing log (a final `fsync`) and waits for its sync task,
+/// once every shard has stopped and written its last records.
 async fn close_audit(auditor: audit::Auditor, task: tokio::task::JoinHandle<()>) {
     auditor.close();
     drop(auditor);

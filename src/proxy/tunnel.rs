@@ -15,6 +15,7 @@ use super::Runtime;
 use super::error::{Kind, Refusal};
 use super::observe::{Observed, Observer};
 use super::route::Matched;
+use crate::audit::{Auditor, Event};
 use crate::metrics::Metrics;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -172,7 +173,9 @@ impl Pending {
             idle: rt.config.limits.tunnel_idle_timeout,
             report: Report {
                 metrics: rt.metrics.clone(),
+                auditor: rt.auditor.clone(),
                 integration: matched.integration.name.clone(),
+                route: matched.route.id.clone(),
                 request_id: request_id.to_string(),
             },
         }
@@ -211,7 +214,9 @@ impl Pending {
 /// Where a tunnel's counts go when it closes.
 struct Report {
     metrics: Arc<Metrics>,
+    auditor: Auditor,
     integration: String,
+    route: String,
     request_id: String,
 }
 
@@ -263,9 +268,11 @@ async fn idle(meter: &Meter, limit: Duration) {
     }
 }
 
-/// Logs the tunnel's end and counts its bytes in `customs_bytes_total`
-/// (request = caller → upstream, response = upstream → caller). The audit
-/// record was written at the 101, before the tunnel opened.
+/// Records the tunnel's end: a `tunnel_closed` event in the crossing log
+/// (the crossing's own record was written at the 101, before a byte
+/// crossed, so this is where the volume that went through is kept), its
+/// bytes in `customs_bytes_total` (request = caller → upstream, response =
+/// upstream → caller) and a log line.
 struct Closed<'a> {
     report: &'a Report,
     meter: &'a Meter,
@@ -279,13 +286,24 @@ impl Drop for Closed<'_> {
         let request = (load(&m.caller.read), load(&m.upstream.written));
         let response = (load(&m.upstream.read), load(&m.caller.written));
         let r = self.report;
+        let seconds = m.start.elapsed().as_secs();
         r.metrics.tunnel_bytes(&r.integration, request, response);
+        let event = Event::new("tunnel_closed", Some(r.integration.clone()))
+            .with("route", r.route.as_str())
+            .with("request_id", r.request_id.as_str())
+            .with("bytes_to_upstream", request.1)
+            .with("bytes_to_caller", response.1)
+            .with("seconds", seconds)
+            .with("why", self.why);
+        if let Err(error) = r.auditor.event_now(event) {
+            tracing::warn!(request_id = %r.request_id, %error, "tunnel end not recorded");
+        }
         tracing::info!(
             request_id = %r.request_id,
             integration = %r.integration,
             bytes_to_upstream = request.1,
             bytes_to_caller = response.1,
-            seconds = m.start.elapsed().as_secs(),
+            seconds,
             why = self.why,
             "tunnel closed"
         );

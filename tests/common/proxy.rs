@@ -258,6 +258,18 @@ impl Proxy {
     }
     /// The crossing records of an audit log: events (`reload`, signals)
     /// share the chain but are left out here.
+    /// Runs `customs audit verify` on `{dir}/rel` and returns its report;
+    /// panics unless the chain is intact.
+    pub fn verify_chain(&self, rel: &str) -> String {
+        let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+            .args(["audit", "verify"])
+            .arg(self.dir().join(rel))
+            .output()
+            .expect("run audit verify");
+        let out = String::from_utf8_lossy(&verify.stdout).into_owned();
+        assert!(verify.status.success(), "{out}");
+        out
+    }
     pub fn crossings(&self, rel: &str) -> Vec<serde_json::Value> {
         let records = self.read_jsonl(rel).into_iter();
         records.filter(|r| r.get("event").is_none()).collect()
