@@ -2,6 +2,7 @@
 //! values come only from config names and fixed enums — never a path, a
 //! value, an address or a request id.
 
+use crate::audit::Auditor;
 use crate::audit::record::{Crossing, Direction};
 use crate::config::Config;
 use crate::policy::PolicySet;
@@ -11,6 +12,7 @@ use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
 };
+use std::sync::{Mutex, PoisonError};
 
 /// Label value when a crossing matched no integration or route.
 pub const NONE: &str = "-";
@@ -43,10 +45,12 @@ pub struct Metrics {
     upstream_auth_failures: IntCounterVec,
     /// Reloads by result.
     pub reloads: IntCounterVec,
-    /// Audit records written.
-    pub audit_records: IntCounter,
-    /// Audit records that could not be written.
-    pub audit_failures: IntCounter,
+    /// Audit records written (caught up from the log at each scrape).
+    audit_records: IntCounter,
+    /// Audit records that could not be written, failed syncs included.
+    audit_failures: IntCounter,
+    /// One scrape at a time catches the audit counters up.
+    scrape: Mutex<()>,
     /// The policy threads' series (`proxy::offload`).
     pub policy_jobs: PoolMeters,
 }
@@ -202,6 +206,7 @@ impl Metrics {
                     )?,
                 )?,
             },
+            scrape: Mutex::new(()),
             registry: r,
         };
         m.set_expiries(config);
@@ -369,12 +374,25 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with the audit counters of `log`.
+    pub fn render(&self, log: &Auditor) -> String {
+        {
+            let _one = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+            catch_up(&self.audit_records, log.records_written());
+            catch_up(&self.audit_failures, log.failures());
+        }
         let mut buf = Vec::new();
         // Encoding our own registry into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Brings a counter mirroring a running total up to `total`.
+fn catch_up(counter: &IntCounter, total: u64) {
+    let behind = total.saturating_sub(counter.get());
+    if behind > 0 {
+        counter.inc_by(behind);
     }
 }
 

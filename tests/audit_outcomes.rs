@@ -13,6 +13,7 @@ fn config(audit_path: &str) -> String {
     };
     format!(
         r#"listen: {{ address: 127.0.0.1:0 }}
+admin: {{ address: 127.0.0.1:0 }}
 policies: policies/
 audit: {{ path: "{audit_path}" }}
 limits: {{ upstream_timeout: 2s }}
@@ -227,6 +228,16 @@ fn a_log_that_cannot_be_written_refuses_traffic_with_503() {
         assert_eq!(r.status, 503);
     }
     assert_eq!(up.hits(), hits, "nothing crosses while the log is failing");
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let failures = metrics::value(&m, "customs_audit_failures_total", &[]);
+    assert!(
+        failures >= Some(1.0),
+        "the failing log is counted: {failures:?}"
+    );
+    assert_eq!(
+        metrics::value(&m, "customs_audit_records_total", &[]),
+        Some(0.0)
+    );
 }
 
 #[test]

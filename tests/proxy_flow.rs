@@ -351,6 +351,8 @@ fn metrics_count_crossings() {
             &[acme, ("direction", "response"), ("stage", "in")]
         ) > Some(0.0)
     );
+    assert_eq!(count("customs_audit_records_total", &[]), Some(2.0));
+    assert_eq!(count("customs_audit_failures_total", &[]), Some(0.0));
     assert!(count("customs_integration_expiry_timestamp_seconds", &[acme]) > Some(4e9));
     assert!(
         count(

@@ -39,7 +39,7 @@ fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            rt.metrics.render(),
+            rt.metrics.render(&rt.auditor),
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if rt.auditor.healthy() => text(StatusCode::OK, "text/plain", "ready\n".into()),
