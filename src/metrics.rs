@@ -24,6 +24,9 @@ pub struct Meters {
     upstream_duration: Histogram,
     /// By direction (request, response), then stage (in, out).
     bytes: [[IntCounter; 2]; 2],
+    /// Whether customs injects the upstream credential: only then is an
+    /// upstream 401/403 that credential failing.
+    injects: bool,
 }
 
 /// Every collector, registered once.
@@ -282,7 +285,7 @@ impl Metrics {
         let meters = match meters {
             Some(m) => m,
             None => {
-                resolved = self.meters(integration);
+                resolved = self.meters(integration, false);
                 &resolved
             }
         };
@@ -304,7 +307,7 @@ impl Metrics {
                 .with_label_values(&[integration, client])
                 .set(now);
         }
-        if matches!(rec.upstream_status, Some(401 | 403)) {
+        if meters.injects && matches!(rec.upstream_status, Some(401 | 403)) {
             self.upstream_auth_failures
                 .with_label_values(&[integration])
                 .inc();
@@ -318,8 +321,9 @@ impl Metrics {
         }
     }
 
-    /// The series of `integration` that every crossing moves.
-    pub fn meters(&self, integration: &str) -> Meters {
+    /// The series of `integration` that every crossing moves; `injects`
+    /// when customs injects its upstream credential.
+    pub fn meters(&self, integration: &str, injects: bool) -> Meters {
         let bytes = |direction| {
             ["in", "out"].map(|stage| {
                 self.bytes
@@ -330,6 +334,7 @@ impl Metrics {
             duration: self.duration.with_label_values(&[integration]),
             upstream_duration: self.upstream_duration.with_label_values(&[integration]),
             bytes: [bytes("request"), bytes("response")],
+            injects,
         }
     }
 

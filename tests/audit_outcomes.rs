@@ -238,6 +238,15 @@ fn a_log_that_cannot_be_written_refuses_traffic_with_503() {
         metrics::value(&m, "customs_audit_records_total", &[]),
         Some(0.0)
     );
+    // Counted as they ended: refused for the log, none forwarded.
+    let count = |labels: &[(&str, &str)]| metrics::value(&m, "customs_requests_total", labels);
+    assert_eq!(count(&[("outcome", "forwarded")]), None);
+    assert_eq!(count(&[("outcome", "rejected")]), Some(4.0));
+    let reason = [("reason", "audit_unavailable")];
+    assert_eq!(
+        metrics::value(&m, "customs_refusals_total", &reason),
+        Some(4.0)
+    );
 }
 
 #[test]
@@ -271,6 +280,14 @@ fn a_caller_that_disconnects_still_leaves_one_record() {
         records[0]["reason"],
         "client disconnected before the response"
     );
+    // Counted as it ended: rejected, and not as a refusal of ours.
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let rejected = [("outcome", "rejected")];
+    assert_eq!(
+        metrics::value(&m, "customs_requests_total", &rejected),
+        Some(1.0)
+    );
+    assert_eq!(metrics::value(&m, "customs_refusals_total", &[]), None);
 }
 
 #[test]

@@ -60,7 +60,7 @@ async fn write_log(path: &Path, from: u64, to: u64) -> u64 {
     let mut writes = tokio::task::JoinSet::new();
     for i in from..to {
         let auditor = auditor.clone();
-        writes.spawn(async move { auditor.record(crossing(i)).await });
+        writes.spawn(async move { auditor.record(&crossing(i)).await });
     }
     auditor
         .event(Event::new("reload", None).with("result", "ok"))
@@ -373,12 +373,12 @@ async fn library_record_fails_and_auditor_is_unhealthy_when_writes_fail() {
     }
     let (auditor, task) = audit::start(settings(full, ROTATE)).await.expect("opens");
     assert!(auditor.healthy());
-    let err = auditor.record(crossing(1)).await.expect_err("write fails");
+    let err = auditor.record(&crossing(1)).await.expect_err("write fails");
     assert!(matches!(err, audit::AuditError::Write(_)), "{err}");
     assert!(!auditor.healthy());
     assert_eq!((auditor.records_written(), auditor.failures()), (0, 1));
     let err = auditor
-        .record(crossing(2))
+        .record(&crossing(2))
         .await
         .expect_err("still failing");
     assert!(matches!(err, audit::AuditError::Write(_)), "{err}");

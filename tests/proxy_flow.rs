@@ -286,6 +286,7 @@ fn every_crossing_is_audited_without_values() {
     assert_eq!(ok["path"], "/v1/incidents/1?q=");
     assert_eq!(ok["response"]["actions"]["card"], 1);
     assert_eq!(records[1]["outcome"], "denied");
+    assert_eq!(records[1]["auth"], "none", "no credential, no identity");
     let log = proxy.read("audit.jsonl");
     for secret in ["4111", "jane", KEY, "UPSTREAM-SECRET-123"] {
         assert!(!log.contains(secret), "{secret} leaked into the audit log");

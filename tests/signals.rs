@@ -109,6 +109,7 @@ fn upstream_401_to_an_injected_credential_is_signalled_once() {
     assert_eq!(evs[0]["upstream_status"], 401);
     assert_eq!(evs[0]["route"], "r");
     assert_eq!(anomalies(&proxy, "upstream_credential_failing"), 1.0);
+    assert_eq!(upstream_auth_failures(&proxy), Some(3.0));
     no_canary(&proxy);
     assert!(!proxy.read("audit.jsonl").contains("UPSTREAM-SECRET"));
     assert!(!proxy.logs().contains("UPSTREAM-SECRET"));
@@ -125,6 +126,18 @@ fn upstream_401_without_injected_credential_is_not_a_signal() {
     // The record is written before the response is released.
     assert!(events(&proxy, "upstream_credential_failing").is_empty());
     assert_eq!(anomalies(&proxy, "upstream_credential_failing"), 0.0);
+    assert_eq!(
+        upstream_auth_failures(&proxy),
+        None,
+        "no credential of ours failed"
+    );
+}
+
+/// `customs_upstream_auth_failures_total{integration="demo"}`.
+fn upstream_auth_failures(proxy: &Proxy) -> Option<f64> {
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let demo = [("integration", "demo")];
+    metrics::value(&m, "customs_upstream_auth_failures_total", &demo)
 }
 
 #[test]

@@ -94,15 +94,15 @@ pub fn timestamp() -> String {
 }
 
 /// What is appended to the log.
-#[derive(Debug, Clone)]
-pub(crate) enum Entry {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Entry<'a> {
     /// One crossing.
-    Crossing(Box<Crossing>),
+    Crossing(&'a Crossing),
     /// One event.
-    Event(Box<Event>),
+    Event(&'a Event),
 }
 
-impl Entry {
+impl Entry<'_> {
     /// The record's fields as one JSON object, without `seq`/`prev`/`hash`.
     fn to_fields(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {

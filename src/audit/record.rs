@@ -18,7 +18,9 @@ pub struct Crossing {
     pub route: Option<String>,
     /// Client id, when the caller was identified.
     pub client: Option<String>,
-    /// `api_key` | `mtls` | `none`, when authentication succeeded.
+    /// `api_key` | `mtls` when the caller was authenticated so, `none`
+    /// otherwise (anonymous integrations, and crossings refused before or
+    /// at authentication). Always set in sealed records.
     pub auth: Option<&'static str>,
     /// Request method.
     pub method: String,

@@ -182,8 +182,8 @@ impl Auditor {
     /// # Errors
     /// [`AuditError::Write`] when it could not be written (it is then not
     /// in the chain), [`AuditError::Closed`] after [`Auditor::close`].
-    pub async fn record(&self, rec: Crossing) -> Result<(), AuditError> {
-        self.append(&Entry::Crossing(Box::new(rec))).await
+    pub async fn record(&self, rec: &Crossing) -> Result<(), AuditError> {
+        self.append(Entry::Crossing(rec)).await
     }
 
     /// Appends one event, in the same chain.
@@ -191,7 +191,7 @@ impl Auditor {
     /// # Errors
     /// As [`Auditor::record`].
     pub async fn event(&self, ev: Event) -> Result<(), AuditError> {
-        self.append(&Entry::Event(Box::new(ev))).await
+        self.append(Entry::Event(&ev)).await
     }
 
     /// Appends one crossing at once, without waiting for the thread's
@@ -200,9 +200,8 @@ impl Auditor {
     ///
     /// # Errors
     /// As [`Auditor::record`].
-    pub fn record_now(&self, rec: Crossing) -> Result<(), AuditError> {
-        let fields = self.fields(&Entry::Crossing(Box::new(rec)))?;
-        self.write_now(fields)
+    pub fn record_now(&self, rec: &Crossing) -> Result<(), AuditError> {
+        self.append_now(Entry::Crossing(rec))
     }
 
     /// Appends one event at once, from code that cannot wait (a drop).
@@ -210,11 +209,15 @@ impl Auditor {
     /// # Errors
     /// As [`Auditor::record`].
     pub fn event_now(&self, ev: Event) -> Result<(), AuditError> {
-        let fields = self.fields(&Entry::Event(Box::new(ev)))?;
+        self.append_now(Entry::Event(&ev))
+    }
+
+    fn append_now(&self, entry: Entry<'_>) -> Result<(), AuditError> {
+        let fields = self.fields(entry)?;
         self.write_now(fields)
     }
 
-    async fn append(&self, entry: &Entry) -> Result<(), AuditError> {
+    async fn append(&self, entry: Entry<'_>) -> Result<(), AuditError> {
         let fields = self.fields(entry)?;
         if batch::available() {
             batch::append(&self.log, fields).await
@@ -224,7 +227,7 @@ impl Auditor {
     }
 
     /// Serialised outside the lock: only sealing and the write are ordered.
-    fn fields(&self, entry: &Entry) -> Result<Vec<u8>, AuditError> {
+    fn fields(&self, entry: Entry<'_>) -> Result<Vec<u8>, AuditError> {
         entry
             .to_fields()
             .map_err(|e| self.shared.reject(&e.to_string()))
@@ -932,16 +935,13 @@ mod tests {
         }
     }
 
-    fn event(n: u64) -> Entry {
-        Entry::Event(Box::new(event_of(n)))
+    fn event(n: u64) -> Vec<u8> {
+        Entry::Event(&event_of(n)).to_fields().expect("serialises")
     }
 
     /// Appends events `ns` as one batch; returns each one's result.
     fn append(log: &mut Log, ns: &[u64]) -> Vec<Result<(), AuditError>> {
-        let batch: Vec<Vec<u8>> = ns
-            .iter()
-            .map(|&n| event(n).to_fields().expect("serialises"))
-            .collect();
+        let batch: Vec<Vec<u8>> = ns.iter().map(|&n| event(n)).collect();
         log.append_all(&batch)
     }
 
@@ -1120,9 +1120,7 @@ mod tests {
                 let auditor = &auditor;
                 scope.spawn(move || {
                     for i in 0..50 {
-                        let entry = event(t * 1000 + i);
-                        let fields = entry.to_fields().expect("serialises");
-                        write_now(&auditor.log, &[fields])
+                        write_now(&auditor.log, &[event(t * 1000 + i)])
                             .pop()
                             .expect("one result")
                             .expect("written");

@@ -131,7 +131,7 @@ impl Runtime {
         let meters = config
             .integrations
             .iter()
-            .map(|it| metrics.meters(&it.name))
+            .map(|it| metrics.meters(&it.name, it.upstream.inject.is_some()))
             .collect();
         let mut prefix = [0u8; 4];
         // Without randomness ids are still unique within the process.

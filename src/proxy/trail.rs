@@ -4,7 +4,7 @@
 
 use super::Runtime;
 use super::auth::{FailReason, Principal};
-use super::error::{Outcome, Refusal};
+use super::error::{Kind, Outcome, Refusal};
 use super::pipeline::ProxyResponse;
 use super::route::Matched;
 use crate::audit::record::{Crossing, Direction};
@@ -107,26 +107,34 @@ impl Trail {
     }
 
     /// Writes the audit record; returns the response to release (503 when
-    /// the record cannot be written and `on_failure: refuse`).
+    /// the record cannot be written and `on_failure: refuse`). Metrics
+    /// count the crossing as it ended, after the write.
     pub async fn finish(mut self, rt: &Runtime, response: ProxyResponse) -> ProxyResponse {
         self.guard = None;
         let outcome = match &self.refusal {
             Some(r) => r.kind.answer().2,
             None => Outcome::Forwarded,
         };
-        let record = self.seal(rt, response.status().as_u16(), outcome);
+        let mut record = self.seal(response.status().as_u16(), outcome);
         rt.signals.observe(&record, self.auth_failure, rt).await;
-        match rt.auditor.record(record).await {
+        let written = rt.auditor.record(&record).await;
+        let response = match written {
             Err(_) if rt.config.audit.on_failure == OnFailure::Refuse => {
-                Refusal::new(super::error::Kind::AuditUnavailable, "audit write failed")
-                    .response(&self.request_id)
+                let refusal = Refusal::new(Kind::AuditUnavailable, "audit write failed");
+                let (status, _, outcome) = refusal.kind.answer();
+                (record.status, record.outcome) = (status.as_u16(), outcome.as_str());
+                let response = refusal.response(&self.request_id);
+                self.refusal = Some(refusal);
+                response
             }
             _ => response,
-        }
+        };
+        self.count(rt, &record);
+        response
     }
 
-    /// Completes the record and counts the crossing in the metrics.
-    fn seal(&mut self, rt: &Runtime, status: u16, outcome: Outcome) -> Crossing {
+    /// Completes the record.
+    fn seal(&mut self, status: u16, outcome: Outcome) -> Crossing {
         let mut record = std::mem::take(&mut self.record);
         record.ts = crate::audit::timestamp();
         record.request_id = self.request_id.clone();
@@ -135,18 +143,24 @@ impl Trail {
         record.status = status;
         record.upstream_status = self.upstream_status;
         record.outcome = outcome.as_str();
+        record.auth = record.auth.or(Some("none"));
         record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
         record.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        record
+    }
+
+    /// Counts the crossing, and its refusal if there was one, in the metrics.
+    fn count(&self, rt: &Runtime, record: &Crossing) {
         let upstream_secs = self.upstream_elapsed.map(|d| d.as_secs_f64());
         rt.metrics.crossing(
-            &record,
+            record,
             self.auth_failure,
             &rt.config.policies,
             upstream_secs,
             self.integration.and_then(|i| rt.meters(i)),
         );
         if let Some(r) = &self.refusal {
-            let side = if r.kind == super::error::Kind::ResponseRefused {
+            let side = if r.kind == Kind::ResponseRefused {
                 "response"
             } else {
                 "request"
@@ -154,7 +168,6 @@ impl Trail {
             rt.metrics
                 .refusal(record.integration.as_deref(), side, r.kind.answer().1);
         }
-        record
     }
 }
 
@@ -165,14 +178,14 @@ const CLIENT_CLOSED: u16 = 499;
 impl Drop for Trail {
     fn drop(&mut self) {
         let Some(rt) = self.guard.take() else { return };
-        self.refusal = Some(Refusal::new(
-            super::error::Kind::BadRequest,
-            "client disconnected before the response",
-        ));
-        let record = self.seal(&rt, CLIENT_CLOSED, Outcome::Rejected);
+        // Nothing was refused: the caller left (no refusal is counted).
+        self.refusal = None;
+        let mut record = self.seal(CLIENT_CLOSED, Outcome::Rejected);
+        record.reason = Some("client disconnected before the response".into());
         // Written here and now: a task spawned to write it could be dropped
         // with its runtime at shutdown.
-        let _ = rt.auditor.record_now(record);
+        let _ = rt.auditor.record_now(&record);
+        self.count(&rt, &record);
     }
 }
 
