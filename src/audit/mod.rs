@@ -104,7 +104,7 @@ pub(crate) enum Entry<'a> {
 
 impl Entry<'_> {
     /// The record's fields as one JSON object, without `seq`/`prev`/`hash`.
-    fn to_fields(&self) -> Result<Vec<u8>, serde_json::Error> {
+    fn to_fields(self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
             Self::Crossing(c) => {
                 // A crossing's fields are ~600 bytes: one allocation, no regrowth.
