@@ -164,6 +164,16 @@ fn each_config_mistake_is_reported_at_its_line_with_a_hint() {
             "limits.body_read_timeout is zero",
         ),
         (
+            // Anyone reading the config could reverse every pseudonym.
+            edit(
+                &g,
+                "audit: { path: audit.jsonl }",
+                "audit: { path: audit.jsonl }\nsecrets: { hash_key: \"in-the-config\" }",
+            ),
+            "hash_key",
+            "secrets.hash_key must be read from ${env:NAME} or ${file:PATH}",
+        ),
+        (
             edit(&g, "url: http://127.0.0.1:9", "url: ftp://127.0.0.1:9"),
             "url: ftp://",
             "invalid upstream url 'ftp://127.0.0.1:9'",

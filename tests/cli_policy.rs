@@ -214,10 +214,16 @@ fn check_reports_each_mistake_with_file_line_and_hint() {
         "d.yaml",
         "policy: d\nbody:\n  rules:\n    - id: m\n      mask: [$.a]\ntests:\n  - name: wrong\n    input: {\"a\": \"xy\"}\n    expect: {\"a\": \"xy\"}\n",
     );
+    write(
+        p,
+        "f.yaml",
+        "# routes read `pass` as no policy\npolicy: pass\n",
+    );
     let out = customs(&["check", "--policies", "."], p, b"");
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
     for expected in [
+        "f.yaml:2: policy name 'pass' is reserved",
         "a.yaml:5: invalid JSONPath '$.a['",
         "a.yaml:6: duplicate rule id 'r1'",
         "a.yaml:8: unknown detector 'passport'",

@@ -544,6 +544,16 @@ impl Builder<'_> {
         };
         let line = raw.referenced.line();
         let template = SecretTemplate::parse(&raw.value, &self.base);
+        // A key in the config (or none at all) lets anyone who reads it,
+        // or no one needs to, reverse every pseudonym by trying candidates.
+        if template.as_ref().is_ok_and(SecretTemplate::is_inline) {
+            self.error(
+                line,
+                "secrets.hash_key must be read from ${env:NAME} or ${file:PATH}, not written in the config".into(),
+                "hash_key: ${env:CUSTOMS_HASH_KEY}, with the variable set to 32+ random bytes (e.g. from: head -c 32 /dev/urandom | base64)",
+            );
+            return None;
+        }
         let resolved = match template {
             Ok(_) if !self.resolve_secrets => return None,
             Ok(t) => t.resolve(),

@@ -62,6 +62,12 @@ impl SecretTemplate {
         Ok(SecretTemplate { parts })
     }
 
+    /// True when nothing is read from the environment or a file: the
+    /// secret would sit in the config itself.
+    pub fn is_inline(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text(_)))
+    }
+
     /// Reads every referenced secret now. Trailing newlines of files are
     /// removed (Kubernetes secrets and `echo` add them).
     pub fn resolve(&self) -> Result<String, SecretError> {

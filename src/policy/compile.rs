@@ -96,6 +96,14 @@ impl Cx<'_> {
     }
 
     fn check_name(&mut self, name: &Spanned<String>) {
+        if name.value == "pass" {
+            self.error(
+                name.referenced.line(),
+                "policy name 'pass' is reserved: routes read `pass` as no policy at all".into(),
+                "choose another name; `request: pass` and `response: pass` need no policy file",
+            );
+            return;
+        }
         let ok = !name.value.is_empty()
             && name
                 .value
