@@ -171,6 +171,15 @@ fn concurrent_crossings_on_every_worker_form_one_chain() {
 fn assert_chain_intact(proxy: &Proxy, records: usize) {
     let out = proxy.verify_chain("audit/crossings.jsonl");
     assert!(out.contains(&format!("intact: {records} records")), "{out}");
+    // The anchor to keep elsewhere: the last record's seq and hash.
+    let lines = proxy.read_jsonl("audit/crossings.jsonl");
+    let last = lines.last().expect("a record");
+    let anchor = format!(
+        "last: seq {} hash {}",
+        last["seq"],
+        last["hash"].as_str().unwrap_or("?")
+    );
+    assert!(out.contains(&anchor), "{anchor} not in {out}");
 }
 
 #[test]

@@ -19,6 +19,11 @@ pub fn run(cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
     match customs::audit::verify_summary(files) {
         Ok(v) => {
             println!("intact: {} records", v.records);
+            // A chain cannot tell that records were cut from its end: the
+            // last seq and hash, kept elsewhere, can.
+            if let (Some(seq), Some(hash)) = (v.last_seq, &v.last_hash) {
+                println!("last: seq {seq} hash {hash}");
+            }
             if v.first_seq.is_some_and(|s| s != 1) {
                 println!(
                     "note: the first record is seq {}; earlier files were not given, so its prev was taken as given",
