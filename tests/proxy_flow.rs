@@ -225,6 +225,20 @@ fn refusals_answer_with_code_and_request_id_only() {
         assert!(!r.text().contains("hunter2") && !r.text().contains("password"));
     }
     assert_eq!(up.hits(), 0, "nothing refused reached the upstream");
+    // The refused body's record and metrics name the rule that refused it.
+    let records = proxy.crossings("audit.jsonl");
+    let refused = &records[0];
+    assert_eq!(refused["outcome"], "refused");
+    assert_eq!(
+        refused["request"]["actions"]["no-passwords"], 1,
+        "{refused}"
+    );
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let refuse = [("rule", "no-passwords"), ("action", "refuse")];
+    assert_eq!(
+        metrics::value(&m, "customs_policy_actions_total", &refuse),
+        Some(1.0)
+    );
 }
 
 #[test]

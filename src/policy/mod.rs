@@ -199,7 +199,7 @@ pub struct Refusal {
 }
 
 /// What applying a policy did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Set when a `refuse` rule matched or `unknown_fields: refuse` fired.
     pub refused: Option<Refusal>,

@@ -25,7 +25,8 @@ pub enum BodyError {
     /// Not strict JSON.
     Malformed(String),
     /// A rule refused it.
-    Refused(String),
+    /// A rule refused it; what the policy counted up to then, for the record.
+    Refused(String, Box<Outcome>),
     /// The policy could not run.
     Internal(String),
 }
@@ -135,7 +136,8 @@ pub fn govern(
         .as_ref()
         .filter(|_| applied.outcome.blocks(policy))
     {
-        return Err(BodyError::Refused(format!("rule {} at {}", r.rule, r.path)));
+        let detail = format!("rule {} at {}", r.rule, r.path);
+        return Err(BodyError::Refused(detail, Box::new(applied.outcome)));
     }
     Ok(Governed {
         body: Bytes::from(applied.bytes),

@@ -243,6 +243,10 @@ async fn govern(
         }
         Some(p) => apply(p, headers, raw, &rt.config, probe),
     };
+    // A refused body's record still says which rules acted, the refusing one too.
+    if let (Some(p), Err(BodyError::Refused(_, outcome))) = (policy, &governed) {
+        Trail::record_actions(side, p, outcome);
+    }
     let governed = governed?;
     side.new_paths = probe.map(ShapeProbe::finish).unwrap_or_default();
     side.bytes_out = governed.body.len() as u64;
@@ -313,7 +317,7 @@ fn request_body_refusal(e: &BodyError) -> Refusal {
         BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
         BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
         BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
-        BodyError::Refused(d) | BodyError::Internal(d) => {
+        BodyError::Refused(d, _) | BodyError::Internal(d) => {
             Refusal::new(Kind::PolicyRefused, d.clone())
         }
     }
@@ -325,7 +329,7 @@ fn response_body_refusal(e: &BodyError) -> Refusal {
         BodyError::Broken => "upstream body broke off".to_string(),
         BodyError::Unsupported(d)
         | BodyError::Malformed(d)
-        | BodyError::Refused(d)
+        | BodyError::Refused(d, _)
         | BodyError::Internal(d) => d.clone(),
     };
     Refusal::new(Kind::ResponseRefused, detail)
