@@ -95,3 +95,27 @@ fn a_bad_reload_keeps_the_running_configuration() {
     );
     assert_reload_recorded(&proxy, "error");
 }
+
+/// A policy that fails its own tests is not what its author meant: the
+/// reload is refused like a syntax error, and the running policy stays.
+#[test]
+fn a_policy_failing_its_own_tests_is_not_reloaded() {
+    let up = Upstream::json(200, r#"{"v":"secret"}"#);
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config(), &[("mask.yaml", MASK)]);
+    let wrong = format!(
+        "{REPLACE}tests:\n  - name: says mask\n    input: {{\"v\": \"ab\"}}\n    expect: {{\"v\": \"**\"}}\n"
+    );
+    proxy.write("policies/mask.yaml", &wrong);
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), |l| l.contains("Reload failed")
+            && l.contains("test 'says mask' failed")),
+        "reload failure logged: {}",
+        proxy.logs()
+    );
+    let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
+    assert_eq!(r.text(), r#"{"v":"******"}"#, "old policy still applies");
+    assert_reload_recorded(&proxy, "error");
+}

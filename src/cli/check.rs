@@ -5,7 +5,7 @@
 use clap::Args;
 use customs::config;
 use customs::diag::{Diagnostic, Severity};
-use customs::policy::{self, Policy, PolicySet};
+use customs::policy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,7 +37,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             (cfg.map(|c| c.policies).unwrap_or_default(), diags)
         }
     };
-    let (tests, mut failures) = run_all_tests(&set);
+    let (tests, mut failures) = policy::run_all_tests(&set);
     diags.append(&mut failures);
     for d in &diags {
         println!("{d}");
@@ -85,24 +85,4 @@ fn tls_problems(cfg: &config::Config) -> Vec<Diagnostic> {
         }
     }
     out
-}
-
-/// Runs the embedded tests of every policy, in name order.
-fn run_all_tests(set: &PolicySet) -> (usize, Vec<Diagnostic>) {
-    let mut policies: Vec<&Policy> = set.by_name.values().map(|p| p.as_ref()).collect();
-    policies.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut total = 0;
-    let mut diags = Vec::new();
-    for p in policies {
-        let (n, failures) = policy::run_tests(p);
-        total += n;
-        diags.extend(failures.into_iter().map(|f| {
-            let msg = format!(
-                "policy '{}': test '{}' failed: {}",
-                p.name, f.name, f.message
-            );
-            Diagnostic::error(&p.source, f.line, msg)
-        }));
-    }
-    (total, diags)
 }

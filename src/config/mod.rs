@@ -286,7 +286,15 @@ impl Default for LoadOptions {
 
 /// Loads and validates a config file and its policies.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    load_checked(path, &LoadOptions::default())
+    let config = load_checked(path, &LoadOptions::default())?;
+    // A policy that fails its own tests is not what its author meant: it
+    // is not served (and a reload keeps the running snapshot).
+    let (_, failures) = policy::run_all_tests(&config.policies);
+    if failures.is_empty() {
+        Ok(config)
+    } else {
+        Err(Diagnostics(failures))
+    }
 }
 
 /// [`load`] with options: the config, or every error (warnings dropped).

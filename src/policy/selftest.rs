@@ -1,7 +1,8 @@
 //! Runs the tests embedded in policy files (`check`).
 
 use super::transform::HashKey;
-use super::{Apply, Policy};
+use super::{Apply, Policy, PolicySet};
+use crate::diag::Diagnostic;
 use serde_json::Value;
 
 /// Key for `hash` rules in embedded tests: fixed, so expected pseudonyms in
@@ -54,4 +55,25 @@ pub fn run_tests(policy: &Policy) -> (usize, Vec<TestFailure>) {
 
 fn diff(want: &Value, got: &Value) -> String {
     format!("output differs\n    expected: {want}\n    got:      {got}")
+}
+
+/// Runs the embedded tests of every policy, in name order: how many ran,
+/// and a diagnostic per failure.
+pub fn run_all_tests(set: &PolicySet) -> (usize, Vec<Diagnostic>) {
+    let mut policies: Vec<&Policy> = set.by_name.values().map(|p| p.as_ref()).collect();
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut total = 0;
+    let mut diags = Vec::new();
+    for p in policies {
+        let (n, failures) = run_tests(p);
+        total += n;
+        diags.extend(failures.into_iter().map(|f| {
+            let msg = format!(
+                "policy '{}': test '{}' failed: {}",
+                p.name, f.name, f.message
+            );
+            Diagnostic::error(&p.source, f.line, msg)
+        }));
+    }
+    (total, diags)
 }
