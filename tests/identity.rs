@@ -371,9 +371,15 @@ fn an_integration_past_its_end_date_refuses_everything() {
         assert_eq!(r.status, 403, "{}", r.text());
         assert_eq!(error_code(&r), "integration_expired");
     }
+    // Undeclared methods too: the end date speaks before routing does.
+    let r = send(&url, "DELETE", "/gone/anything", &[], b"");
+    assert_eq!(
+        (r.status.as_u16(), error_code(&r)),
+        (403, "integration_expired".into())
+    );
     assert_eq!(up.hits(), 0);
     let records = proxy.crossings("audit.jsonl");
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     for rec in &records {
         assert_eq!(rec["outcome"], "expired");
         assert_eq!(rec["integration"], "gone");
@@ -385,7 +391,7 @@ fn an_integration_past_its_end_date_refuses_everything() {
     );
     assert_metric(
         &proxy,
-        r#"customs_refusals_total{direction="request",integration="gone",reason="integration_expired"} 2"#,
+        r#"customs_refusals_total{direction="request",integration="gone",reason="integration_expired"} 3"#,
     );
     assert_no_leaks(&proxy);
 }

@@ -77,14 +77,14 @@ async fn cross(
         .map_err(|e| Refusal::new(Kind::BadRequest, format!("path rejected: {e}")))?;
     trail.path = path.clone();
     let config = &rt.config;
-    let matched = route::find(config, req.method(), &path)?;
+    let matched = match route::find(config, req.method(), &path) {
+        Ok(matched) => matched,
+        Err(refusal) => return Err(expired_mount(rt, &path, trail).unwrap_or(refusal)),
+    };
     trail.matched(&matched);
     let integration = matched.integration;
     if rt.today() >= integration.expires {
-        return Err(Refusal::new(
-            Kind::IntegrationExpired,
-            "integration past its end date",
-        ));
+        return Err(expired());
     }
     let principal = authenticate(rt, conn, &req, &matched, trail)?;
     trail.principal(&principal);
@@ -192,6 +192,21 @@ async fn cross(
         _ => None,
     };
     Ok((response, tunnel))
+}
+
+/// An integration past its end date refuses everything under its mount,
+/// declared routes or not.
+fn expired_mount(rt: &Runtime, path: &str, trail: &mut Trail) -> Option<Refusal> {
+    let (index, integration, _) = route::integration(&rt.config, path)?;
+    if rt.today() < integration.expires {
+        return None;
+    }
+    trail.mounted(index, integration);
+    Some(expired())
+}
+
+fn expired() -> Refusal {
+    Refusal::new(Kind::IntegrationExpired, "integration past its end date")
 }
 
 fn authenticate<'c>(

@@ -8,7 +8,7 @@ use super::error::{Kind, Outcome, Refusal};
 use super::pipeline::ProxyResponse;
 use super::route::Matched;
 use crate::audit::record::{Crossing, Direction};
-use crate::config::OnFailure;
+use crate::config::{Integration, OnFailure};
 use crate::policy::{Mode, Outcome as PolicyOutcome, Policy};
 use http::Request;
 use std::sync::Arc;
@@ -58,10 +58,15 @@ impl Trail {
         }
     }
 
+    /// Notes the integration mounted above the path, at `index` in the config.
+    pub fn mounted(&mut self, index: usize, integration: &Integration) {
+        self.integration = Some(index);
+        self.record.integration = Some(integration.name.clone());
+    }
+
     /// Notes the integration and route, and the policies each direction uses.
     pub fn matched(&mut self, m: &Matched<'_>) {
-        self.integration = Some(m.index);
-        self.record.integration = Some(m.integration.name.clone());
+        self.mounted(m.index, m.integration);
         self.record.route = Some(m.route.id.clone());
         self.record.request = Some(direction(m.route.request.as_deref()));
         self.record.response = Some(direction(m.route.response.as_deref()));
