@@ -239,3 +239,21 @@ fn check_reports_each_mistake_with_file_line_and_hint() {
         );
     }
 }
+
+/// A policy's tests describe what it does when enforced: switching it to
+/// monitor mode (as `check` itself suggests for a first rollout) keeps them
+/// passing.
+#[test]
+fn policy_tests_hold_in_monitor_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tests = "tests:\n  - name: notes go\n    input: {\"internal_notes\": \"x\", \"id\": 1}\n    expect: {\"id\": 1}\n  - name: passwords are refused\n    input: {\"password\": \"hunter2\"}\n    expect_refused: true\n";
+    let monitored = POLICY.replace("mode: enforce", "mode: monitor") + tests;
+    write(dir.path(), "sample.yaml", &monitored);
+    let out = customs(&["check", "--policies", "."], dir.path(), b"");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("2 tests, 0 errors"),
+        "{}",
+        text(&out.stdout)
+    );
+}

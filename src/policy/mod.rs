@@ -282,6 +282,16 @@ impl Policy {
     /// Applies the policy to `doc` in place. In monitor mode `doc` is left as
     /// it is and the outcome says what enforcement would have done.
     pub fn apply(&self, doc: &mut Value, how: &Apply<'_>) -> Result<Outcome, ApplyError> {
+        self.apply_in(self.mode, doc, how)
+    }
+
+    /// [`Policy::apply`] as if the policy's mode were `mode`.
+    pub(crate) fn apply_in(
+        &self,
+        mode: Mode,
+        doc: &mut Value,
+        how: &Apply<'_>,
+    ) -> Result<Outcome, ApplyError> {
         if how.hash_key.is_none()
             && let Some(rule) = self.rules.iter().find(|r| matches!(r.action, Action::Hash))
         {
@@ -295,9 +305,9 @@ impl Policy {
                 counts: vec![0; self.rules.len()],
                 ..Outcome::default()
             },
-            stop_on_refusal: self.mode == Mode::Enforce,
+            stop_on_refusal: mode == Mode::Enforce,
         };
-        match self.mode {
+        match mode {
             Mode::Enforce => run.policy(self, doc),
             // Rules depend on each other's effects, so the only faithful
             // dry run is a real run on a copy.

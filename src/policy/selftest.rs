@@ -1,7 +1,7 @@
 //! Runs the tests embedded in policy files (`check`).
 
 use super::transform::HashKey;
-use super::{Apply, Policy, PolicySet};
+use super::{Apply, Mode, Policy, PolicySet};
 use crate::diag::Diagnostic;
 use serde_json::Value;
 
@@ -20,7 +20,9 @@ pub struct TestFailure {
     pub message: String,
 }
 
-/// Runs every embedded test; returns (tests run, failures).
+/// Runs every embedded test; returns (tests run, failures). Tests describe
+/// what the policy does when enforced, so a policy in monitor mode runs
+/// them enforced: switching the mode never breaks them.
 pub fn run_tests(policy: &Policy) -> (usize, Vec<TestFailure>) {
     let key = HashKey::new(TEST_HASH_KEY);
     let how = Apply {
@@ -32,11 +34,11 @@ pub fn run_tests(policy: &Policy) -> (usize, Vec<TestFailure>) {
         .iter()
         .filter_map(|t| {
             let mut doc = t.input.clone();
-            let message = match (policy.apply(&mut doc, &how), &t.expect) {
+            let message = match (policy.apply_in(Mode::Enforce, &mut doc, &how), &t.expect) {
                 (Err(e), _) => e.to_string(),
-                (Ok(out), None) if out.blocks(policy) => return None,
+                (Ok(out), None) if out.refused.is_some() => return None,
                 (Ok(_), None) => "expected the crossing to be refused, but it passed".into(),
-                (Ok(out), Some(_)) if out.blocks(policy) => {
+                (Ok(out), Some(_)) if out.refused.is_some() => {
                     let r = out.refused.map(|r| r.rule).unwrap_or_default();
                     format!("refused by rule '{r}', expected an output")
                 }
