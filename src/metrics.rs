@@ -218,15 +218,37 @@ impl Metrics {
 
     /// Sets the expiry gauges (on start and on every reload).
     pub fn set_expiries(&self, config: &Config) {
+        // Series of integrations and credentials a reload removed go; the
+        // last use of those it kept stays.
+        let kept: Vec<([&str; 2], f64)> = config
+            .integrations
+            .iter()
+            .flat_map(|it| {
+                it.clients
+                    .iter()
+                    .map(move |c| [it.name.as_str(), c.id.as_str()])
+            })
+            .map(|labels| {
+                (
+                    labels,
+                    self.credential_last_used.with_label_values(&labels).get(),
+                )
+            })
+            .collect();
+        self.integration_expiry.reset();
+        self.credential_expiry.reset();
+        self.credential_last_used.reset();
+        for (labels, last) in kept {
+            // Present from the start: 0 means never used (an orphan).
+            self.credential_last_used
+                .with_label_values(&labels)
+                .set(last);
+        }
         for it in &config.integrations {
             self.integration_expiry
                 .with_label_values(&[&it.name])
                 .set(epoch(it.expires));
             for c in &it.clients {
-                // Present from the start: 0 means never used (an orphan).
-                let _ = self
-                    .credential_last_used
-                    .with_label_values(&[&it.name, &c.id]);
                 if let Some(d) = c.expires {
                     self.credential_expiry
                         .with_label_values(&[&it.name, &c.id])

@@ -119,3 +119,43 @@ fn a_policy_failing_its_own_tests_is_not_reloaded() {
     assert_eq!(r.text(), r#"{"v":"******"}"#, "old policy still applies");
     assert_reload_recorded(&proxy, "error");
 }
+
+/// A credential a reload removes leaves the metrics with it: no expiry
+/// alert or orphan report about a key that no longer exists.
+#[test]
+fn a_removed_credential_leaves_the_metrics() {
+    let client = |id: &str| {
+        let hash = format!("sha256:{}", "ab".repeat(32));
+        format!("clients:\n      - {{ id: {id}, api_key: \"{hash}\", expires: 2099-01-01 }}")
+    };
+    let up = Upstream::json(200, r#"{"v":"secret"}"#);
+    let with = |id: &str| config().replace("anonymous: true", &client(id));
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&with("desk"), &[("mask.yaml", MASK)]);
+    let series = |proxy: &Proxy, name: &str, id: &str| {
+        let m = metrics::parse(&proxy.admin("/metrics").text());
+        metrics::value(&m, name, &[("credential", id)])
+    };
+    for name in [
+        "customs_credential_expiry_timestamp_seconds",
+        "customs_credential_last_used_timestamp_seconds",
+    ] {
+        assert!(series(&proxy, name, "desk").is_some(), "{name}");
+    }
+    proxy.write("customs.yaml", &with("desk2"));
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), |l| l
+            .contains("Configuration reloaded")),
+        "{}",
+        proxy.logs()
+    );
+    for name in [
+        "customs_credential_expiry_timestamp_seconds",
+        "customs_credential_last_used_timestamp_seconds",
+    ] {
+        assert_eq!(series(&proxy, name, "desk"), None, "{name}");
+        assert!(series(&proxy, name, "desk2").is_some(), "{name}");
+    }
+}
