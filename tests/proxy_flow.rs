@@ -571,3 +571,64 @@ fn a_large_export_does_not_hold_up_the_listener() {
         assert!(!export.text().contains("jane@"));
     });
 }
+
+/// A policy in monitor mode changes nothing, headers and query included; it
+/// only records what enforcement would have done.
+#[test]
+fn monitor_mode_changes_no_header_query_or_body() {
+    let up = Upstream::start(UpstreamOpts::new().respond(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("x-internal-trace", "abc"),
+        ],
+        &br#"{"card_number":"4111 1111 1111 1111"}"#[..],
+    ));
+    let monitor = |policy: &str, name: &str| {
+        policy.replacen(
+            &format!("policy: {name}\n"),
+            &format!("policy: {name}\nmode: monitor\n"),
+            1,
+        )
+    };
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("hash.key", "test-hash-key")
+        .file("token", "t")
+        .start(
+            &config(),
+            &[
+                ("inbound.yaml", &monitor(INBOUND, "inbound")),
+                ("outbound.yaml", &monitor(OUTBOUND, "outbound")),
+            ],
+        );
+    let body = br#"{"id":1,"internal":"notes"}"#;
+    let json = [auth(), ("content-type", "application/json")];
+    let r = send(
+        &proxy.url(),
+        "POST",
+        "/acme/incidents/1?debug=1",
+        &json,
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = up.last();
+    assert_eq!(
+        seen.uri, "/v1/incidents/1?debug=1",
+        "query rule not applied"
+    );
+    assert_eq!(seen.json()["internal"], "notes", "allow-list not applied");
+    let r = send(&proxy.url(), "GET", "/acme/incidents/1", &[auth()], b"");
+    assert_eq!(
+        r.header("x-internal-trace"),
+        Some("abc"),
+        "header rule not applied"
+    );
+    assert!(r.text().contains("4111 1111 1111 1111"), "mask not applied");
+    let records = proxy.crossings("audit.jsonl");
+    assert_eq!(records[1]["mode"], "monitor");
+    assert_eq!(
+        records[1]["response"]["actions"]["card"], 1,
+        "what it would have done"
+    );
+}

@@ -120,7 +120,8 @@ async fn cross(
     )
     .await
     .map_err(|e| request_body_refusal(&e))?;
-    let request_policy = request_policy.map(Arc::as_ref);
+    // Header and query rules apply only when enforced (monitor changes nothing).
+    let request_policy = request_policy.map(Arc::as_ref).filter(|p| enforced(p));
     let forward_path = forward_path(&matched, &parts, request_policy);
     trail.path = forward_path.clone();
     let hop = Hop {
@@ -203,6 +204,10 @@ fn expired_mount(rt: &Runtime, path: &str, trail: &mut Trail) -> Option<Refusal>
     }
     trail.mounted(index, integration);
     Some(expired())
+}
+
+fn enforced(policy: &Policy) -> bool {
+    policy.mode == crate::policy::Mode::Enforce
 }
 
 fn expired() -> Refusal {
@@ -411,7 +416,7 @@ async fn respond(
     let governed = govern(rt, policy, &headers, answer.body, side, probe)
         .await
         .map_err(|e| response_body_refusal(&e))?;
-    if let Some(p) = policy {
+    if let Some(p) = policy.filter(|p| enforced(p)) {
         headers::apply_rules(&mut headers, &p.headers);
     }
     if governed.outcome.is_some() {
