@@ -5,7 +5,7 @@
 use crate::audit::Auditor;
 use crate::audit::record::{Crossing, Direction};
 use crate::config::Config;
-use crate::policy::PolicySet;
+use crate::policy::{PolicySet, UnknownFields};
 use crate::proxy::auth::FailReason;
 use crate::proxy::offload::PoolMeters;
 use prometheus::{
@@ -377,12 +377,18 @@ impl Metrics {
         let Some(policy) = policies.get(&side.policy) else {
             return;
         };
+        // Fields outside the allow-list get what `unknown_fields` says.
+        let unknown = match policy.allow.as_ref().map(|(_, u)| u) {
+            Some(UnknownFields::Pass) => "pass",
+            Some(UnknownFields::Refuse) => "refuse",
+            Some(UnknownFields::Drop) | None => "drop",
+        };
         for (rule_id, n) in &side.actions {
             let action = policy
                 .rules
                 .iter()
                 .find(|r| &r.id == rule_id)
-                .map_or("drop", |r| r.action.name());
+                .map_or(unknown, |r| r.action.name());
             self.actions
                 .with_label_values(&[integration, &policy.name, rule_id, action])
                 .inc_by(*n);

@@ -632,3 +632,39 @@ fn monitor_mode_changes_no_header_query_or_body() {
         "what it would have done"
     );
 }
+
+/// Fields outside an allow-list are counted under the action they got:
+/// with `unknown_fields: pass` they crossed, so `pass`, not `drop`.
+#[test]
+fn unknown_fields_are_counted_as_what_happened_to_them() {
+    let up = Upstream::json(201, r#"{"ok":true}"#);
+    let passing = OUTBOUND.replace("body:\n", "body:\n  unknown_fields: pass\n");
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("hash.key", "test-hash-key")
+        .file("token", "t")
+        .start(
+            &config(),
+            &[("inbound.yaml", INBOUND), ("outbound.yaml", &passing)],
+        );
+    let json = [auth(), ("content-type", "application/json")];
+    let r = send(
+        &proxy.url(),
+        "POST",
+        "/acme/incidents/1",
+        &json,
+        br#"{"id":1,"internal":"x"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(up.last().json()["internal"], "x", "passed, as configured");
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let counted = |action| {
+        let labels = [
+            ("policy", "outbound"),
+            ("rule", "allow"),
+            ("action", action),
+        ];
+        metrics::value(&m, "customs_policy_actions_total", &labels)
+    };
+    assert_eq!((counted("pass"), counted("drop")), (Some(1.0), None));
+}
