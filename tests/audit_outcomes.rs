@@ -355,3 +355,23 @@ fn query_values_are_elided_from_the_log() {
         assert!(!log.contains(canary), "{canary} in the audit log");
     }
 }
+
+/// With `audit.path: "-"` stdout carries the crossing log alone (the ready
+/// line goes to stderr), so what a container runtime captures verifies.
+#[test]
+fn a_log_on_stdout_is_a_chain_of_its_own() {
+    let up = Upstream::json(200, "{}");
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("-"), &[("strict.yaml", STRICT)]);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&proxy.url(), "GET", "/live/ok", &[KEY], b"").status,
+            200
+        );
+    }
+    assert!(proxy.stop_gracefully().success());
+    proxy.write("captured.jsonl", &proxy.stdout());
+    let out = proxy.verify_chain("captured.jsonl");
+    assert!(out.contains("intact: 2 records"), "{out}");
+}

@@ -29,11 +29,17 @@ async fn serve(args: &super::ConfigArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The readiness line scripts and tests wait for (ports may have been 0).
+/// The readiness line scripts and tests wait for (ports may have been 0),
+/// on stdout, or on stderr when the crossing log is written to stdout (a
+/// line of ours there would break its chain).
 fn announce(bound: server::Bound) {
     let mut line = format!("ready proxy={}", bound.proxy);
     if let Some(admin) = bound.admin {
         line.push_str(&format!(" admin={admin}"));
+    }
+    if bound.audit_on_stdout {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        return;
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

@@ -62,6 +62,8 @@ pub struct Bound {
     pub proxy: SocketAddr,
     /// The admin listener.
     pub admin: Option<SocketAddr>,
+    /// The crossing log writes to stdout: nothing else may.
+    pub audit_on_stdout: bool,
 }
 
 /// The live snapshot, swapped whole on reload.
@@ -106,6 +108,7 @@ pub async fn serve(
         admin: admin_listener
             .as_ref()
             .map(|l| local_addr(l, config.listen)),
+        audit_on_stdout: config.audit.sink == config::AuditSink::Stdout,
     };
     let opts = ListenerOptions {
         tls: config.tls.as_ref().map(tls::server_config).transpose()?,

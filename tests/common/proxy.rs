@@ -10,7 +10,7 @@ use super::lock;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -122,11 +122,10 @@ impl ProxySetup {
         let out = child.stdout.take().expect("stdout pipe");
         let err = child.stderr.take().expect("stderr pipe");
         let (tx2, out_buf, err_buf) = (tx.clone(), stdout.clone(), stderr.clone());
-        std::thread::spawn(move || read_stdout(out, &out_buf, &tx));
-        std::thread::spawn(move || {
-            read_chunks(err, &err_buf);
-            let _ = tx2.send(Event::StderrClosed);
-        });
+        // The ready line is on stdout, or on stderr when the audit log
+        // writes to stdout.
+        std::thread::spawn(move || read_lines(out, &out_buf, &tx, Event::StdoutClosed));
+        std::thread::spawn(move || read_lines(err, &err_buf, &tx2, Event::StderrClosed));
         Proxy {
             child,
             dir,
@@ -401,7 +400,7 @@ impl Proxy {
     }
 }
 
-fn read_stdout(out: ChildStdout, buf: &Output, tx: &Sender<Event>) {
+fn read_lines(out: impl Read, buf: &Output, tx: &Sender<Event>, closed: Event) {
     let mut reader = BufReader::new(out);
     let mut line = Vec::new();
     let mut ready_sent = false;
@@ -414,14 +413,7 @@ fn read_stdout(out: ChildStdout, buf: &Output, tx: &Sender<Event>) {
         }
         line.clear();
     }
-    let _ = tx.send(Event::StdoutClosed);
-}
-
-fn read_chunks(mut r: impl Read, buf: &Output) {
-    let mut chunk = [0u8; 8192];
-    while let Ok(n @ 1..) = r.read(&mut chunk) {
-        buf.push(&chunk[..n]);
-    }
+    let _ = tx.send(closed);
 }
 
 /// Replaces each `{name}` in `template` by its value.
