@@ -164,6 +164,24 @@ fn each_config_mistake_is_reported_at_its_line_with_a_hint() {
             "limits.body_read_timeout is zero",
         ),
         (
+            edit(
+                &g,
+                "audit: { path: audit.jsonl }",
+                "audit: { path: audit.jsonl }\nlimits:\n  upstream_timeout: 0s",
+            ),
+            "upstream_timeout: 0s",
+            "limits.upstream_timeout is zero",
+        ),
+        (
+            edit(
+                &g,
+                "audit: { path: audit.jsonl }",
+                "audit: { path: audit.jsonl }\nlimits:\n  max_body_bytes: 0",
+            ),
+            "max_body_bytes: 0",
+            "limits.max_body_bytes is zero",
+        ),
+        (
             // Anyone reading the config could reverse every pseudonym.
             edit(
                 &g,

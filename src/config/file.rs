@@ -131,13 +131,13 @@ pub struct AuditFile {
 pub struct LimitsFile {
     /// Largest body, either direction, after decoding.
     #[serde(default)]
-    pub max_body_bytes: Option<Size>,
+    pub max_body_bytes: Option<Spanned<Size>>,
     /// Deepest JSON nesting.
     #[serde(default)]
     pub max_json_depth: Option<Spanned<usize>>,
     /// Whole upstream exchange, headers and body.
     #[serde(default)]
-    pub upstream_timeout: Option<Span>,
+    pub upstream_timeout: Option<Spanned<Span>>,
     /// Deadline for receiving a whole request body.
     #[serde(default)]
     pub body_read_timeout: Option<Spanned<Span>>,

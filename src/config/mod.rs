@@ -456,8 +456,19 @@ impl Builder<'_> {
                 "use a value from 1 to 127",
             );
         }
-        let body = raw.max_body_bytes.map_or(DEFAULT_MAX_BODY, |s| s.0);
+        let body = raw
+            .max_body_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_BODY, |s| s.value.0);
+        if let Some(zero) = raw.max_body_bytes.as_ref().filter(|s| s.value.0 == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_body_bytes is zero: every body would be refused".into(),
+                "use a positive size, e.g. 10MiB",
+            );
+        }
         for (name, value) in [
+            ("upstream_timeout", &raw.upstream_timeout),
             ("body_read_timeout", &raw.body_read_timeout),
             ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
         ] {
@@ -474,7 +485,8 @@ impl Builder<'_> {
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
             upstream_timeout: raw
                 .upstream_timeout
-                .map_or(Duration::from_secs(30), |s| s.0),
+                .as_ref()
+                .map_or(Duration::from_secs(30), |s| s.value.0),
             body_read_timeout: raw
                 .body_read_timeout
                 .as_ref()
