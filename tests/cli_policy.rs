@@ -257,3 +257,24 @@ fn policy_tests_hold_in_monitor_mode() {
         text(&out.stdout)
     );
 }
+
+/// A key the config names but cannot read is reported as such, not as a
+/// missing setting.
+#[test]
+fn an_unreadable_hash_key_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "h.yaml",
+        "policy: h\nbody:\n  rules:\n    - id: pseudo\n      hash: [$.email]\n",
+    );
+    write(
+        dir.path(),
+        "customs.yaml",
+        "listen: { address: 127.0.0.1:0 }\nsecrets: { hash_key: \"${env:CUSTOMS_TEST_UNSET_KEY}\" }\n",
+    );
+    let out = customs(&["apply", "h.yaml"], dir.path(), br#"{"email":"a@b.c"}"#);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("CUSTOMS_TEST_UNSET_KEY is not set"), "{err}");
+}

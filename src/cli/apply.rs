@@ -32,13 +32,20 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = config::load_with_diagnostics(&args.config.config);
+    let (cfg, diags) = config::load_with_diagnostics(&args.config.config);
     let policy = find_policy(&args.policy, cfg.as_ref())?;
     let max_depth = cfg
         .as_ref()
         .map_or(config::DEFAULT_MAX_DEPTH, |c| c.limits.max_json_depth);
     let hash_key = cfg.as_ref().and_then(|c| c.hash_key.as_ref());
     if policy.needs_hash_key() && hash_key.is_none() {
+        // The config may name the key and fail to read it: say why.
+        if let Some(why) = diags.iter().find(|d| d.message.contains("hash_key")) {
+            bail!(
+                "policy '{}' has hash rules, but the key cannot be used:\n{why}",
+                policy.name
+            );
+        }
         bail!(
             "policy '{}' has hash rules, but no key was found: set secrets.hash_key in {} \
              (or point --config / CUSTOMS_CONFIG at the config that has it)",
