@@ -159,3 +159,25 @@ fn a_removed_credential_leaves_the_metrics() {
         assert!(series(&proxy, name, "desk2").is_some(), "{name}");
     }
 }
+
+/// A partner's rotated CA file is picked up like any other watched file.
+#[test]
+fn a_changed_upstream_ca_file_reloads() {
+    let up = Upstream::json(200, r#"{"v":"secret"}"#);
+    let with_ca = config().replace(
+        "upstream: { url: \"{upstream}\" }",
+        "upstream: { url: \"{upstream}\", ca: partner-ca.pem }",
+    );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .file("partner-ca.pem", Pki::new().ca_pem())
+        .start(&with_ca, &[("mask.yaml", MASK)]);
+    proxy.write("partner-ca.pem", &Pki::new().ca_pem());
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), |l| l
+            .contains("Configuration reloaded")),
+        "{}",
+        proxy.logs()
+    );
+    assert_reload_recorded(&proxy, "ok");
+}

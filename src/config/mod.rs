@@ -417,6 +417,8 @@ impl Builder<'_> {
         for template in hash_template.iter().chain(injects) {
             files.extend(template.files().map(Path::to_path_buf));
         }
+        // A partner's rotated CA applies without a restart too.
+        files.extend(integrations.iter().filter_map(|it| it.upstream.ca.clone()));
         files
     }
 
