@@ -256,6 +256,34 @@ fn a_log_that_cannot_be_written_refuses_traffic_with_503() {
         metrics::value(&m, "customs_refusals_total", &reason),
         Some(4.0)
     );
+    // Orchestrators see it too: not ready, yet alive.
+    assert_eq!(proxy.admin("/readyz").status, 503);
+    assert_eq!(proxy.admin("/healthz").status, 200);
+}
+
+/// `on_failure: continue` keeps traffic flowing when the log cannot be
+/// written, and says so in the metrics and readiness.
+#[test]
+fn a_failing_log_with_on_failure_continue_keeps_serving() {
+    let up = Upstream::json(200, "{}");
+    let config = config("/dev/full").replace(
+        "audit: { path: \"/dev/full\" }",
+        "audit: { path: \"/dev/full\", on_failure: continue }",
+    );
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config, &[("strict.yaml", STRICT)]);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&proxy.url(), "GET", "/live/ok", &[KEY], b"").status,
+            200
+        );
+    }
+    assert_eq!(up.hits(), 2);
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    let failures = metrics::value(&m, "customs_audit_failures_total", &[]);
+    assert!(failures >= Some(2.0), "{failures:?}");
+    assert_eq!(proxy.admin("/readyz").status, 503);
 }
 
 #[test]
