@@ -403,3 +403,31 @@ fn a_log_on_stdout_is_a_chain_of_its_own() {
     let out = proxy.verify_chain("captured.jsonl");
     assert!(out.contains("intact: 2 records"), "{out}");
 }
+
+/// `customs audit verify` exits 1 and names the line when a record was
+/// altered after the fact.
+#[test]
+fn audit_verify_names_an_altered_record() {
+    let up = Upstream::json(200, "{}");
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config("{dir}/audit.jsonl"), &[("strict.yaml", STRICT)]);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&proxy.url(), "GET", "/live/ok", &[KEY], b"").status,
+            200
+        );
+    }
+    assert!(proxy.stop_gracefully().success());
+    let log = proxy.read("audit.jsonl");
+    let altered = log.replacen("\"status\":200", "\"status\":201", 2);
+    proxy.write("altered.jsonl", &altered);
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["audit", "verify"])
+        .arg(proxy.dir().join("altered.jsonl"))
+        .output()
+        .expect("run audit verify");
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{out}");
+    assert!(out.contains("altered.jsonl:1: hash mismatch"), "{out}");
+}
