@@ -65,14 +65,18 @@ query:
 "#;
 
 fn start(up: &Upstream) -> Proxy {
+    setup(up).start(
+        &config(),
+        &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+    )
+}
+
+/// The hash key and upstream token files every proxy here needs.
+fn setup(up: &Upstream) -> ProxySetup {
     Proxy::builder()
         .upstream(&up.url())
         .file("hash.key", "test-hash-key")
         .file("token", "UPSTREAM-SECRET-123\n")
-        .start(
-            &config(),
-            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
-        )
 }
 
 fn auth() -> (&'static str, &'static str) {
@@ -251,18 +255,13 @@ fn http2_callers_and_tls_upstreams_work() {
             .http2()
             .json(200, r#"{"card_number":"4111111111111111"}"#),
     );
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .file("hash.key", "k")
-        .file("token", "t")
-        .file("ca.pem", pki.ca_pem())
-        .start(
-            &config().replace(
-                "url: \"{upstream}/v1\"",
-                "url: \"{upstream}/v1\"\n      ca: ca.pem",
-            ),
-            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
-        );
+    let proxy = setup(&up).file("ca.pem", pki.ca_pem()).start(
+        &config().replace(
+            "url: \"{upstream}/v1\"",
+            "url: \"{upstream}/v1\"\n      ca: ca.pem",
+        ),
+        &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+    );
     let r = send_h2(&proxy.url(), "GET", "/acme/incidents/9", &[auth()], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.version, http::Version::HTTP_2);
@@ -536,14 +535,10 @@ fn a_large_export_does_not_hold_up_the_listener() {
             "request: outbound, response: pass }",
             "request: outbound, response: pass }\n      - { id: ping, methods: [GET], path: /ping, request: pass, response: pass }",
         );
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .file("hash.key", "test-hash-key")
-        .file("token", "t")
-        .start(
-            &config,
-            &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
-        );
+    let proxy = setup(&up).start(
+        &config,
+        &[("inbound.yaml", INBOUND), ("outbound.yaml", OUTBOUND)],
+    );
     let url = proxy.url();
     let (done_tx, done) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
@@ -591,17 +586,13 @@ fn monitor_mode_changes_no_header_query_or_body() {
             1,
         )
     };
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .file("hash.key", "test-hash-key")
-        .file("token", "t")
-        .start(
-            &config(),
-            &[
-                ("inbound.yaml", &monitor(INBOUND, "inbound")),
-                ("outbound.yaml", &monitor(OUTBOUND, "outbound")),
-            ],
-        );
+    let proxy = setup(&up).start(
+        &config(),
+        &[
+            ("inbound.yaml", &monitor(INBOUND, "inbound")),
+            ("outbound.yaml", &monitor(OUTBOUND, "outbound")),
+        ],
+    );
     let body = br#"{"id":1,"internal":"notes"}"#;
     let json = [auth(), ("content-type", "application/json")];
     let r = send(
@@ -639,14 +630,10 @@ fn monitor_mode_changes_no_header_query_or_body() {
 fn unknown_fields_are_counted_as_what_happened_to_them() {
     let up = Upstream::json(201, r#"{"ok":true}"#);
     let passing = OUTBOUND.replace("body:\n", "body:\n  unknown_fields: pass\n");
-    let proxy = Proxy::builder()
-        .upstream(&up.url())
-        .file("hash.key", "test-hash-key")
-        .file("token", "t")
-        .start(
-            &config(),
-            &[("inbound.yaml", INBOUND), ("outbound.yaml", &passing)],
-        );
+    let proxy = setup(&up).start(
+        &config(),
+        &[("inbound.yaml", INBOUND), ("outbound.yaml", &passing)],
+    );
     let json = [auth(), ("content-type", "application/json")];
     let r = send(
         &proxy.url(),
