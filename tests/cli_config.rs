@@ -707,3 +707,21 @@ fn unusable_tls_files_fail_the_check_as_they_would_fail_serve() {
         "{out}"
     );
 }
+
+/// Query rules in a response policy never apply: a warning, not an error.
+#[test]
+fn query_rules_of_a_response_policy_are_flagged() {
+    let g = good();
+    let config = edit(&g, "        response: strip\n", "        response: q\n");
+    let dir = setup(&config);
+    let q = "policy: q\nquery:\n  drop: [debug]\n";
+    std::fs::write(dir.path().join("policies/q.yaml"), q).expect("policy");
+    let out = customs(
+        &["check", "--config", "customs.yaml", "--as-of", TODAY],
+        dir.path(),
+    );
+    let text = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let want = "response policy 'q' has query rules, which never apply to a response";
+    assert!(text.contains(want), "{text}");
+}

@@ -23,6 +23,7 @@
 
 use super::{Boundary, Config, Integration};
 use crate::diag::Diagnostic;
+use crate::policy::names::NameFilter;
 use jiff::civil::Date;
 use std::path::Path;
 
@@ -54,6 +55,7 @@ pub fn check(config: &Config, today: Date) -> Vec<Diagnostic> {
         w.dates(it, today);
         w.exposure(it);
         w.unusable_routes(it);
+        w.response_query_rules(it);
         if !mtls_possible {
             w.mtls_without_client_ca(it);
         }
@@ -189,6 +191,26 @@ impl Warnings<'_> {
                 ),
                 "name a policy that drops, masks or redacts personal data, or set mode: monitor on one to see what crosses",
             );
+        }
+    }
+
+    /// A response has no query string: `query:` rules of a response policy
+    /// never apply, which the author likely did not mean.
+    fn response_query_rules(&mut self, it: &Integration) {
+        for r in &it.routes {
+            let Some(p) = r.response.as_deref() else {
+                continue;
+            };
+            if !matches!(p.query, NameFilter::KeepAll) {
+                self.warn(
+                    r.line,
+                    format!(
+                        "route '{}' of '{}': response policy '{}' has query rules, which never apply to a response",
+                        r.id, it.name, p.name
+                    ),
+                    "move the query rules to the route's request policy",
+                );
+            }
         }
     }
 
