@@ -113,33 +113,34 @@ impl Trail {
 
     /// Writes the audit record; returns the response to release (503 when
     /// the record cannot be written and `on_failure: refuse`). Metrics
-    /// count the crossing as it ended, after the write.
+    /// count the crossing as it ended, after the write (or when this future
+    /// is dropped while the record is written anyway).
     pub async fn finish(mut self, rt: &Runtime, response: ProxyResponse) -> ProxyResponse {
         self.guard = None;
         let outcome = match &self.refusal {
             Some(r) => r.kind.answer().2,
             None => Outcome::Forwarded,
         };
-        let mut record = self.seal(response.status().as_u16(), outcome);
-        rt.signals.observe(&record, self.auth_failure, rt).await;
-        let written = rt.auditor.record(&record).await;
-        let response = match written {
+        let mut tally = self.seal(rt, response.status().as_u16(), outcome);
+        rt.signals
+            .observe(&tally.record, self.auth_failure, rt)
+            .await;
+        match rt.auditor.record(&tally.record).await {
             Err(_) if rt.config.audit.on_failure == OnFailure::Refuse => {
                 let refusal = Refusal::new(Kind::AuditUnavailable, "audit write failed");
                 let (status, _, outcome) = refusal.kind.answer();
+                let record = &mut tally.record;
                 (record.status, record.outcome) = (status.as_u16(), outcome.as_str());
                 let response = refusal.response(&self.request_id);
-                self.refusal = Some(refusal);
+                tally.refusal = Some(refusal);
                 response
             }
             _ => response,
-        };
-        self.count(rt, &record);
-        response
+        }
     }
 
-    /// Completes the record.
-    fn seal(&mut self, status: u16, outcome: Outcome) -> Crossing {
+    /// Completes the record, with what counts it in the metrics when dropped.
+    fn seal<'r>(&mut self, rt: &'r Runtime, status: u16, outcome: Outcome) -> Tally<'r> {
         let mut record = std::mem::take(&mut self.record);
         record.ts = crate::audit::timestamp();
         record.request_id = self.request_id.clone();
@@ -151,17 +152,36 @@ impl Trail {
         record.auth = record.auth.or(Some("none"));
         record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
         record.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        record
+        Tally {
+            rt,
+            record,
+            refusal: self.refusal.take(),
+            auth_failure: self.auth_failure,
+            upstream_secs: self.upstream_elapsed.map(|d| d.as_secs_f64()),
+            integration: self.integration,
+        }
     }
+}
 
-    /// Counts the crossing, and its refusal if there was one, in the metrics.
-    fn count(&self, rt: &Runtime, record: &Crossing) {
-        let upstream_secs = self.upstream_elapsed.map(|d| d.as_secs_f64());
+/// A sealed record and what the metrics need of its crossing; counts it
+/// once, when dropped, whether or not the crossing's task ran to the end.
+struct Tally<'r> {
+    rt: &'r Runtime,
+    record: Crossing,
+    refusal: Option<Refusal>,
+    auth_failure: Option<FailReason>,
+    upstream_secs: Option<f64>,
+    integration: Option<usize>,
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        let (rt, record) = (self.rt, &self.record);
         rt.metrics.crossing(
             record,
             self.auth_failure,
             &rt.config.policies,
-            upstream_secs,
+            self.upstream_secs,
             self.integration.and_then(|i| rt.meters(i)),
         );
         if let Some(r) = &self.refusal {
@@ -185,12 +205,11 @@ impl Drop for Trail {
         let Some(rt) = self.guard.take() else { return };
         // Nothing was refused: the caller left (no refusal is counted).
         self.refusal = None;
-        let mut record = self.seal(CLIENT_CLOSED, Outcome::Rejected);
-        record.reason = Some("client disconnected before the response".into());
+        let mut tally = self.seal(&rt, CLIENT_CLOSED, Outcome::Rejected);
+        tally.record.reason = Some("client disconnected before the response".into());
         // Written here and now: a task spawned to write it could be dropped
         // with its runtime at shutdown.
-        let _ = rt.auditor.record_now(&record);
-        self.count(&rt, &record);
+        let _ = rt.auditor.record_now(&tally.record);
     }
 }
 
