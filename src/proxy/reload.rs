@@ -24,34 +24,38 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// Reloads on SIGHUP or file changes until `shutdown`. `hup` must be
 /// registered before readiness is announced: SIGHUP's default action would
-/// otherwise terminate the process.
-pub async fn watch(
+/// otherwise terminate the process. The files are fingerprinted when this
+/// is called, not when the task first runs: an edit made right after
+/// readiness is a change.
+pub fn watch(
     config_path: PathBuf,
     shared: Shared,
     mut hup: Hangup,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> {
     let mut loaded = fingerprint(&shared.load().config.watched);
-    let mut seen = loaded;
-    let mut tick = tokio::time::interval(POLL);
-    loop {
-        let forced = tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = recv(&mut hup) => true,
-            _ = tick.tick() => false,
-        };
-        let now = fingerprint(&shared.load().config.watched);
-        let settled = now == seen;
-        seen = now;
-        if forced || (settled && now != loaded) {
-            reload(
-                &config_path,
-                &shared,
-                if forced { "signal" } else { "file change" },
-            )
-            .await;
-            loaded = fingerprint(&shared.load().config.watched);
-            seen = loaded;
+    async move {
+        let mut seen = loaded;
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            let forced = tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = recv(&mut hup) => true,
+                _ = tick.tick() => false,
+            };
+            let now = fingerprint(&shared.load().config.watched);
+            let settled = now == seen;
+            seen = now;
+            if forced || (settled && now != loaded) {
+                reload(
+                    &config_path,
+                    &shared,
+                    if forced { "signal" } else { "file change" },
+                )
+                .await;
+                loaded = fingerprint(&shared.load().config.watched);
+                seen = loaded;
+            }
         }
     }
 }
