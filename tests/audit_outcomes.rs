@@ -384,21 +384,25 @@ fn query_values_are_elided_from_the_log() {
     }
 }
 
+/// Serves `n` allowed crossings with the log at `audit_path`, then stops.
+fn crossed_and_stopped(audit_path: &str, n: usize) -> Proxy {
+    let up = Upstream::json(200, "{}");
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config(audit_path), &[("strict.yaml", STRICT)]);
+    for _ in 0..n {
+        let r = send(&proxy.url(), "GET", "/live/ok", &[KEY], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(proxy.stop_gracefully().success());
+    proxy
+}
+
 /// With `audit.path: "-"` stdout carries the crossing log alone (the ready
 /// line goes to stderr), so what a container runtime captures verifies.
 #[test]
 fn a_log_on_stdout_is_a_chain_of_its_own() {
-    let up = Upstream::json(200, "{}");
-    let mut proxy = Proxy::builder()
-        .upstream(&up.url())
-        .start(&config("-"), &[("strict.yaml", STRICT)]);
-    for _ in 0..2 {
-        assert_eq!(
-            send(&proxy.url(), "GET", "/live/ok", &[KEY], b"").status,
-            200
-        );
-    }
-    assert!(proxy.stop_gracefully().success());
+    let proxy = crossed_and_stopped("-", 2);
     proxy.write("captured.jsonl", &proxy.stdout());
     let out = proxy.verify_chain("captured.jsonl");
     assert!(out.contains("intact: 2 records"), "{out}");
@@ -408,26 +412,11 @@ fn a_log_on_stdout_is_a_chain_of_its_own() {
 /// altered after the fact.
 #[test]
 fn audit_verify_names_an_altered_record() {
-    let up = Upstream::json(200, "{}");
-    let mut proxy = Proxy::builder()
-        .upstream(&up.url())
-        .start(&config("{dir}/audit.jsonl"), &[("strict.yaml", STRICT)]);
-    for _ in 0..3 {
-        assert_eq!(
-            send(&proxy.url(), "GET", "/live/ok", &[KEY], b"").status,
-            200
-        );
-    }
-    assert!(proxy.stop_gracefully().success());
+    let proxy = crossed_and_stopped("{dir}/audit.jsonl", 3);
     let log = proxy.read("audit.jsonl");
     let altered = log.replacen("\"status\":200", "\"status\":201", 2);
     proxy.write("altered.jsonl", &altered);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
-        .args(["audit", "verify"])
-        .arg(proxy.dir().join("altered.jsonl"))
-        .output()
-        .expect("run audit verify");
-    let out = String::from_utf8_lossy(&verify.stdout);
-    assert_eq!(verify.status.code(), Some(1), "{out}");
+    let (code, out) = proxy.audit_verify("altered.jsonl");
+    assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("altered.jsonl:1: hash mismatch"), "{out}");
 }

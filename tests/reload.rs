@@ -30,6 +30,15 @@ fn request_loop(proxy: &Proxy, done: impl Fn(&Reply) -> bool) -> (usize, usize) 
     (sent, failed)
 }
 
+/// Waits (bounded) for a service log line holding every one of `needles`.
+#[track_caller]
+fn await_log(proxy: &Proxy, needles: &[&str]) {
+    let found = proxy.wait_logs(Duration::from_secs(10), |l| {
+        needles.iter().all(|n| l.contains(n))
+    });
+    assert!(found, "{needles:?} not logged: {}", proxy.logs());
+}
+
 /// Every reload so far had `result`: counted in the metric, audited as events.
 #[track_caller]
 fn assert_reload_recorded(proxy: &Proxy, result: &str) {
@@ -81,11 +90,7 @@ fn a_bad_reload_keeps_the_running_configuration() {
         "policy: mask\nbody:\n  rules:\n    - id: m\n      mask: ['$.v[']\n",
     );
     proxy.signal("HUP");
-    assert!(
-        proxy.wait_logs(Duration::from_secs(10), |l| l.contains("Reload failed")),
-        "reload failure logged: {}",
-        proxy.logs()
-    );
+    await_log(&proxy, &["Reload failed"]);
     let (sent, failed) = request_loop(&proxy, |_| true);
     assert_eq!((sent, failed), (1, 0));
     assert_eq!(
@@ -109,12 +114,7 @@ fn a_policy_failing_its_own_tests_is_not_reloaded() {
     );
     proxy.write("policies/mask.yaml", &wrong);
     proxy.signal("HUP");
-    assert!(
-        proxy.wait_logs(Duration::from_secs(10), |l| l.contains("Reload failed")
-            && l.contains("test 'says mask' failed")),
-        "reload failure logged: {}",
-        proxy.logs()
-    );
+    await_log(&proxy, &["Reload failed", "test 'says mask' failed"]);
     let r = send(&proxy.url(), "GET", "/demo/x", &[], b"");
     assert_eq!(r.text(), r#"{"v":"******"}"#, "old policy still applies");
     assert_reload_recorded(&proxy, "error");
@@ -145,12 +145,7 @@ fn a_removed_credential_leaves_the_metrics() {
     }
     proxy.write("customs.yaml", &with("desk2"));
     proxy.signal("HUP");
-    assert!(
-        proxy.wait_logs(Duration::from_secs(10), |l| l
-            .contains("Configuration reloaded")),
-        "{}",
-        proxy.logs()
-    );
+    await_log(&proxy, &["Configuration reloaded"]);
     for name in [
         "customs_credential_expiry_timestamp_seconds",
         "customs_credential_last_used_timestamp_seconds",
@@ -173,11 +168,6 @@ fn a_changed_upstream_ca_file_reloads() {
         .file("partner-ca.pem", Pki::new().ca_pem())
         .start(&with_ca, &[("mask.yaml", MASK)]);
     proxy.write("partner-ca.pem", &Pki::new().ca_pem());
-    assert!(
-        proxy.wait_logs(Duration::from_secs(10), |l| l
-            .contains("Configuration reloaded")),
-        "{}",
-        proxy.logs()
-    );
+    await_log(&proxy, &["Configuration reloaded"]);
     assert_reload_recorded(&proxy, "ok");
 }
