@@ -77,15 +77,21 @@ async fn cross(
         .map_err(|e| Refusal::new(Kind::BadRequest, format!("path rejected: {e}")))?;
     trail.path = path.clone();
     let config = &rt.config;
-    let matched = match route::find(config, req.method(), &path) {
-        Ok(matched) => matched,
-        Err(refusal) => return Err(expired_mount(rt, &path, trail).unwrap_or(refusal)),
-    };
-    trail.matched(&matched);
-    let integration = matched.integration;
-    if rt.today() >= integration.expires {
-        return Err(expired());
+    let mounted = route::mounted(config, &path)?;
+    trail.mounted(mounted.index, mounted.integration);
+    let found = route::find(mounted, req.method());
+    if let Ok(matched) = &found {
+        trail.matched(matched);
     }
+    // Past its end date, everything under the mount is refused, declared or not.
+    if rt.today() >= mounted.integration.expires {
+        return Err(Refusal::new(
+            Kind::IntegrationExpired,
+            "integration past its end date",
+        ));
+    }
+    let matched = found?;
+    let integration = matched.integration;
     let principal = authenticate(rt, conn, &req, &matched, trail)?;
     trail.principal(&principal);
     let upgrade = match (framing::wants_upgrade(&req), matched.route.upgrade) {
@@ -195,23 +201,8 @@ async fn cross(
     Ok((response, tunnel))
 }
 
-/// An integration past its end date refuses everything under its mount,
-/// declared routes or not.
-fn expired_mount(rt: &Runtime, path: &str, trail: &mut Trail) -> Option<Refusal> {
-    let (index, integration, _) = route::integration(&rt.config, path)?;
-    if rt.today() < integration.expires {
-        return None;
-    }
-    trail.mounted(index, integration);
-    Some(expired())
-}
-
 fn enforced(policy: &Policy) -> bool {
     policy.mode == crate::policy::Mode::Enforce
-}
-
-fn expired() -> Refusal {
-    Refusal::new(Kind::IntegrationExpired, "integration past its end date")
 }
 
 fn authenticate<'c>(

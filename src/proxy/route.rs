@@ -1,5 +1,7 @@
 //! Stage 2: routing. The normalised path selects an integration by mount and
-//! a route by pattern and method; anything undeclared is `no_route`.
+//! a route by pattern and method; anything undeclared is `no_route`. The
+//! pipeline checks the integration's end date between the two steps, so an
+//! expired integration refuses everything under its mount.
 
 use super::error::{Kind, Refusal};
 use crate::config::{Config, Integration, Route};
@@ -26,39 +28,53 @@ impl Matched<'_> {
     }
 }
 
-/// Finds the integration mounted above `path` (already normalised).
-pub fn integration<'c>(
-    config: &'c Config,
-    path: &'c str,
-) -> Option<(usize, &'c Integration, &'c str)> {
-    config.integrations.iter().enumerate().find_map(|(i, it)| {
-        let rest = path.strip_prefix(it.mount.as_str())?;
-        match rest {
-            "" => Some((i, it, "/")),
-            r if r.starts_with('/') => Some((i, it, r)),
-            _ => None,
-        }
-    })
+/// The integration mounted above a path, its position in the config and
+/// the path below the mount.
+#[derive(Debug, Clone, Copy)]
+pub struct Mounted<'c> {
+    /// The integration.
+    pub integration: &'c Integration,
+    /// Its position in the config.
+    pub index: usize,
+    /// The path below the mount, starting with `/`.
+    pub rest: &'c str,
 }
 
-/// Finds the route of `method` and `path`; 404 when nothing is declared.
-pub fn find<'c>(
-    config: &'c Config,
-    method: &Method,
-    path: &'c str,
-) -> Result<Matched<'c>, Refusal> {
-    let (index, integration, rest) = integration(config, path)
-        .ok_or_else(|| Refusal::new(Kind::NoRoute, "no integration mounted here"))?;
+/// Finds the integration mounted above `path` (already normalised); 404
+/// when there is none.
+pub fn mounted<'c>(config: &'c Config, path: &'c str) -> Result<Mounted<'c>, Refusal> {
+    let found = config
+        .integrations
+        .iter()
+        .enumerate()
+        .find_map(|(index, it)| {
+            let rest = path.strip_prefix(it.mount.as_str())?;
+            let rest = match rest {
+                "" => "/",
+                r if r.starts_with('/') => r,
+                _ => return None,
+            };
+            Some(Mounted {
+                integration: it,
+                index,
+                rest,
+            })
+        });
+    found.ok_or_else(|| Refusal::new(Kind::NoRoute, "no integration mounted here"))
+}
+
+/// Finds the route of `method` below the mount; 404 when nothing is declared.
+pub fn find<'c>(m: Mounted<'c>, method: &Method) -> Result<Matched<'c>, Refusal> {
     let mut path_matched = false;
-    for route in &integration.routes {
-        if route.pattern.matches(rest) {
+    for route in &m.integration.routes {
+        if route.pattern.matches(m.rest) {
             path_matched = true;
             if route.methods.contains(method) {
                 return Ok(Matched {
-                    integration,
-                    index,
+                    integration: m.integration,
+                    index: m.index,
                     route,
-                    rest,
+                    rest: m.rest,
                 });
             }
         }

@@ -64,9 +64,8 @@ impl Trail {
         self.record.integration = Some(integration.name.clone());
     }
 
-    /// Notes the integration and route, and the policies each direction uses.
+    /// Notes the route, and the policies each direction uses.
     pub fn matched(&mut self, m: &Matched<'_>) {
-        self.mounted(m.index, m.integration);
         self.record.route = Some(m.route.id.clone());
         self.record.request = Some(direction(m.route.request.as_deref()));
         self.record.response = Some(direction(m.route.response.as_deref()));
