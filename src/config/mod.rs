@@ -4,6 +4,7 @@
 
 pub mod file;
 mod pattern;
+pub mod read;
 pub mod secret;
 pub mod units;
 pub mod warnings;
@@ -377,7 +378,7 @@ pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
 /// Loads as far as possible with `opts`, returning every error and, for a
 /// config without errors, the warnings of [`warnings::check`].
 pub fn load_with(path: &Path, opts: &LoadOptions) -> (Option<Config>, Vec<Diagnostic>) {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read::read_text(path, read::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) => {
             let d = Diagnostic::error(path, 0, format!("cannot read config: {e}"));

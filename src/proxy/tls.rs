@@ -6,7 +6,7 @@
 //! on which provider happens to be installed process-wide.
 
 use super::auth::PeerCert;
-use crate::config::San;
+use crate::config::{San, read};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
@@ -30,7 +30,7 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: read::ReadError,
     },
     /// The file is not valid PEM.
     #[error("{}: invalid PEM: {source}", .path.display())]
@@ -223,7 +223,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    read::read_bytes(path, read::MAX_PEM_BYTES).map_err(|source| TlsError::Read {
         path: path.to_owned(),
         source,
     })
