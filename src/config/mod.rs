@@ -145,6 +145,30 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Most connections open at once on the proxy listener (read at start).
+    pub max_connections: usize,
+    /// Deadline for a request head and for a new connection's first request (read at start).
+    pub header_timeout: Duration,
+    /// An HTTP/2 connection without open streams is closed after this (read at start).
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress for this long is closed (read at start).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY as usize,
+            max_json_depth: DEFAULT_MAX_DEPTH,
+            upstream_timeout: Duration::from_secs(30),
+            body_read_timeout: DEFAULT_BODY_READ,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One integration: inventory entry, upstream, clients and routes.
@@ -533,6 +557,9 @@ impl Builder<'_> {
             ("upstream_timeout", &raw.upstream_timeout),
             ("body_read_timeout", &raw.body_read_timeout),
             ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
+            ("header_timeout", &raw.header_timeout),
+            ("idle_timeout", &raw.idle_timeout),
+            ("write_timeout", &raw.write_timeout),
         ] {
             if let Some(zero) = value.as_ref().filter(|s| s.value.0.is_zero()) {
                 self.error(
@@ -542,21 +569,30 @@ impl Builder<'_> {
                 );
             }
         }
+        if let Some(zero) = raw.max_connections.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_connections is zero: no caller could connect".into(),
+                "use a positive count, e.g. 10000",
+            );
+        }
+        let d = Limits::default();
+        let span = |v: &Option<Spanned<units::Span>>, default: Duration| {
+            v.as_ref().map_or(default, |s| s.value.0)
+        };
         Limits {
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
-            upstream_timeout: raw
-                .upstream_timeout
+            upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
+            body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
+            tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),
+            max_connections: raw
+                .max_connections
                 .as_ref()
-                .map_or(Duration::from_secs(30), |s| s.value.0),
-            body_read_timeout: raw
-                .body_read_timeout
-                .as_ref()
-                .map_or(DEFAULT_BODY_READ, |s| s.value.0),
-            tunnel_idle_timeout: raw
-                .tunnel_idle_timeout
-                .as_ref()
-                .map_or(DEFAULT_TUNNEL_IDLE, |s| s.value.0),
+                .map_or(d.max_connections, |s| s.value),
+            header_timeout: span(&raw.header_timeout, d.header_timeout),
+            idle_timeout: span(&raw.idle_timeout, d.idle_timeout),
+            write_timeout: span(&raw.write_timeout, d.write_timeout),
         }
     }
 
