@@ -135,6 +135,9 @@ pub struct LimitsFile {
     /// Deepest JSON nesting.
     #[serde(default)]
     pub max_json_depth: Option<Spanned<usize>>,
+    /// Most JSON values in one body.
+    #[serde(default)]
+    pub max_json_elements: Option<Spanned<usize>>,
     /// Whole upstream exchange, headers and body.
     #[serde(default)]
     pub upstream_timeout: Option<Spanned<Span>>,

@@ -139,6 +139,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Deepest JSON nesting.
     pub max_json_depth: usize,
+    /// Most JSON values (scalars and containers) in one body.
+    pub max_json_elements: usize,
     /// Whole upstream exchange.
     pub upstream_timeout: Duration,
     /// Whole request body, from the end of the head.
@@ -160,6 +162,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: DEFAULT_MAX_BODY as usize,
             max_json_depth: DEFAULT_MAX_DEPTH,
+            max_json_elements: crate::json::DEFAULT_MAX_ELEMENTS,
             upstream_timeout: Duration::from_secs(30),
             body_read_timeout: DEFAULT_BODY_READ,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
@@ -569,6 +572,13 @@ impl Builder<'_> {
                 );
             }
         }
+        if let Some(zero) = raw.max_json_elements.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_json_elements is zero: every JSON body would be refused".into(),
+                "use a positive count, e.g. 1000000",
+            );
+        }
         if let Some(zero) = raw.max_connections.as_ref().filter(|s| s.value == 0) {
             self.error(
                 zero.referenced.line(),
@@ -583,6 +593,10 @@ impl Builder<'_> {
         Limits {
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
+            max_json_elements: raw
+                .max_json_elements
+                .as_ref()
+                .map_or(d.max_json_elements, |s| s.value),
             upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
             body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
             tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),

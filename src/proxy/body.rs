@@ -4,6 +4,7 @@
 
 use super::decode::{self, DecodeError};
 use crate::config::Limits;
+use crate::json::Bounds;
 use crate::policy::document::{DocumentError, Format, apply_bytes_seen};
 use crate::policy::names::{essence, is_ndjson};
 use crate::policy::transform::HashKey;
@@ -124,9 +125,12 @@ pub fn govern(
         hash_key,
         report: false,
     };
-    let depth = limits.max_json_depth;
+    let bounds = Bounds {
+        depth: limits.max_json_depth,
+        elements: limits.max_json_elements,
+    };
     let applied =
-        apply_bytes_seen(policy, &decoded, format, depth, &how, seen).map_err(|e| match e {
+        apply_bytes_seen(policy, &decoded, format, bounds, &how, seen).map_err(|e| match e {
             DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
             other => BodyError::Malformed(other.to_string()),
         })?;
