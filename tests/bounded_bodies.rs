@@ -79,3 +79,86 @@ fn the_default_budget_refuses_a_ten_megabyte_array_of_ones() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(up.hits(), 0);
 }
+
+/// Opens a POST declaring `len` body bytes and sends only the head and one byte.
+async fn stalled_upload(addr: std::net::SocketAddr, len: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /demo/up HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n["
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp
+}
+
+/// The rest of the JSON array started by [`stalled_upload`], `len` bytes in all.
+fn rest_of_array(len: usize) -> Vec<u8> {
+    let mut rest = vec![b' '; len - 2];
+    rest.push(b']');
+    rest
+}
+
+/// Reads one response head from `read`; its status.
+async fn status_of(mut read: tokio::net::tcp::OwnedReadHalf) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match read.read(&mut buf).await {
+            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => return 0,
+        }
+    }
+    parse_status(&head)
+}
+
+#[test]
+fn bodies_held_at_once_are_bounded_by_the_budget_and_the_excess_gets_503() {
+    const LEN: usize = 900 << 10;
+    let up = Upstream::json(200, "{}");
+    let proxy = start(
+        &up,
+        "limits: { max_body_bytes: 1MiB, max_buffered_bytes: 2MiB }\n",
+    );
+    let addr = proxy.addr();
+    let (first, rest) = block_on(async move {
+        use tokio::io::AsyncWriteExt;
+        let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+        let mut writers = Vec::new();
+        for i in 0..3 {
+            let (read, write) = stalled_upload(addr, LEN).await.into_split();
+            let answers = answers.clone();
+            tokio::spawn(async move { answers.send((i, status_of(read).await)) });
+            writers.push(write);
+        }
+        // Two bodies fit the budget; whichever came third waits for room, then gets 503
+        // while the other two are still arriving.
+        let (refused, first) = answered.recv().await.expect("a first answer");
+        for (i, write) in writers
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != refused)
+        {
+            write
+                .write_all(&rest_of_array(LEN))
+                .await
+                .unwrap_or_else(|e| panic!("{i}: {e}"));
+        }
+        let rest = [answered.recv().await, answered.recv().await];
+        (first, rest.map(|a| a.expect("an answer").1))
+    });
+    assert_eq!(first, 503);
+    assert_eq!(rest, [200, 200]);
+    let overloaded = proxy
+        .crossings("audit.jsonl")
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("max_buffered_bytes"))
+        })
+        .count();
+    assert_eq!(
+        overloaded, 1,
+        "the refused crossing is recorded with its reason"
+    );
+}

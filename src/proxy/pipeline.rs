@@ -7,6 +7,7 @@
 
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
+use super::budget::{Budget, Charge};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::trail::Trail;
@@ -110,7 +111,9 @@ async fn cross(
     let credential = rt.credential(&matched)?;
     let (parts, body) = req.into_parts();
     let limits = config.limits;
-    let raw = read_request_body(&parts.headers, body, &limits).await?;
+    // Charges to the body budget are held until the crossing is answered.
+    let (raw, _request_charge) =
+        read_request_body(&parts.headers, body, &limits, &rt.budget).await?;
     let request_policy = matched.route.request.as_ref();
     // Empty bodies are not governed (GETs): no shape, no signals lock.
     let probe = (!raw.is_empty())
@@ -172,6 +175,7 @@ async fn cross(
         request,
         limits.upstream_timeout,
         limits.max_body_bytes,
+        &rt.budget,
         upgrade.as_ref(),
     )
     .await;
@@ -306,12 +310,13 @@ async fn read_request_body(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
-) -> Result<Bytes, Refusal> {
+    budget: &Budget,
+) -> Result<(Bytes, Charge), Refusal> {
     // A body already known to be empty (most GETs) needs no timer.
     if hyper::body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), Charge::default()));
     }
-    let read = body::read(headers, body, limits.max_body_bytes);
+    let read = body::read(headers, body, limits.max_body_bytes, budget);
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
         Err(_) => Err(Refusal::new(
@@ -325,6 +330,10 @@ async fn read_request_body(
 fn request_body_refusal(e: &BodyError) -> Refusal {
     match e {
         BodyError::TooLarge => Refusal::new(Kind::TooLarge, "request body over max_body_bytes"),
+        BodyError::Overloaded => Refusal::new(
+            Kind::Overloaded,
+            "no room in max_buffered_bytes for the body",
+        ),
         BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
         BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
         BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
@@ -336,6 +345,12 @@ fn request_body_refusal(e: &BodyError) -> Refusal {
 
 fn response_body_refusal(e: &BodyError) -> Refusal {
     let detail = match e {
+        BodyError::Overloaded => {
+            return Refusal::new(
+                Kind::Overloaded,
+                "no room in max_buffered_bytes for the body",
+            );
+        }
         BodyError::TooLarge => "response body over max_body_bytes".to_string(),
         BodyError::Broken => "upstream body broke off".to_string(),
         BodyError::Unsupported(d)
