@@ -162,3 +162,75 @@ fn bodies_held_at_once_are_bounded_by_the_budget_and_the_excess_gets_503() {
         "the refused crossing is recorded with its reason"
     );
 }
+
+/// `n` JSON strings of prose with an e-mail in each: work for a `redact` rule.
+fn prose(n: usize) -> String {
+    let item = r#""Caller jane.doe@example.com reports the printer on floor 3 is jammed again""#;
+    format!("[{}]", vec![item; n].join(","))
+}
+
+#[test]
+fn one_integrations_backlog_does_not_hold_up_anothers_bodies() {
+    let up = Upstream::json(200, "{}");
+    let mut config =
+        demo_config(&["- { id: up, methods: [POST], path: /up, request: redact, response: pass }"]);
+    config = config.replace(
+        "listen: { address: 127.0.0.1:0 }",
+        "listen: { address: 127.0.0.1:0, workers: 1 }",
+    );
+    config.push_str(&config_tail());
+    let policy = "policy: redact\nbody:\n  rules:\n    - id: r\n      redact: [$..*]\n      detectors: [email]\n";
+    let proxy = Proxy::builder()
+        .upstream(&up.url())
+        .start(&config, &[("redact.yaml", policy)]);
+    let json = [("content-type", "application/json")];
+    let heavy = prose(20_000);
+    let url = proxy.url();
+    // Six large bodies from `demo` queue on the single policy thread...
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, heavy, done) = (url.clone(), heavy.clone(), done.clone());
+            std::thread::spawn(move || {
+                let r = send(&url, "POST", "/demo/up", &json, heavy.as_bytes());
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r.status
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiting = || {
+        let samples = metrics::parse(&proxy.admin("/metrics").text());
+        metrics::value(&samples, "customs_policy_jobs_waiting", &[]).unwrap_or(0.0)
+    };
+    let queued = std::iter::from_fn(|| (std::time::Instant::now() < deadline).then(waiting))
+        .any(|v| v >= 5.0);
+    assert!(queued, "the heavy bodies queued");
+    // ...(one running, five waiting), and a small one from `other` takes its turn after at
+    // most two of them (the running one and the next in `demo`'s lane), not after all six.
+    let r = send(&url, "POST", "/other/up", &json, prose(60).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let heavy_done = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        heavy_done < 6,
+        "the small body waited for the whole backlog"
+    );
+    for s in senders {
+        assert_eq!(s.join().expect("sender"), 200);
+    }
+}
+
+fn config_tail() -> String {
+    r#"  - name: other
+    owner: team@example.com
+    classification: internal
+    boundary: internal
+    reviewed: 2026-09-01
+    expires: 2099-01-01
+    anonymous: true
+    upstream: { url: "{upstream}" }
+    routes:
+      - { id: up, methods: [POST], path: /up, request: redact, response: pass }
+"#
+    .to_string()
+}

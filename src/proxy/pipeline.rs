@@ -121,6 +121,7 @@ async fn cross(
         .flatten();
     let governed = govern(
         rt,
+        matched.index,
         request_policy,
         &parts.headers,
         raw,
@@ -231,9 +232,11 @@ fn authenticate<'c>(
 
 /// Applies a direction's policy (or `pass`) to a body, recording it (and
 /// its drift candidates when `probe` samples it). Large bodies are governed
-/// on a policy thread ([`offload`]), so the shard goes on serving.
+/// on a policy thread ([`offload`]), so the shard goes on serving, in the
+/// integration's `lane`.
 async fn govern(
     rt: &Runtime,
+    lane: usize,
     policy: Option<&Arc<Policy>>,
     headers: &http::HeaderMap,
     raw: Bytes,
@@ -253,7 +256,7 @@ async fn govern(
         Some(p) if raw.len() >= offload::OFFLOAD_MIN || headers.contains_key(CONTENT_ENCODING) => {
             let (p, headers, config) = (p.clone(), headers.clone(), rt.config.clone());
             let job = move || apply(&p, &headers, raw, &config, probe);
-            let answer = rt.offload.run(job).await;
+            let answer = rt.offload.run(lane, job).await;
             answer.unwrap_or_else(|| (Err(could_not_run()), None))
         }
         Some(p) => apply(p, headers, raw, &rt.config, probe),
@@ -418,8 +421,9 @@ async fn respond(
         ));
     }
     let mut headers = answer.headers;
+    let lane = trail.lane();
     let side = trail.response_side();
-    let governed = govern(rt, policy, &headers, answer.body, side, probe)
+    let governed = govern(rt, lane, policy, &headers, answer.body, side, probe)
         .await
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy.filter(|p| enforced(p)) {
