@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod client;
 pub mod decode;
+pub mod echo;
 pub mod error;
 pub mod framing;
 pub mod headers;
