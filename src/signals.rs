@@ -5,7 +5,8 @@
 //! `customs_anomalies_total{integration,kind}` and a `warn` log line. None of
 //! them ever carries a payload value, a key or a secret: only config names
 //! (integration, route, client id), fixed enums, counts, dates and wildcarded
-//! field paths (key names, as in the crossing records' `unknown_fields`).
+//! field paths, made safe by [`crate::audit::redact`] before they get here
+//! (as the crossing records' `unknown_fields` are).
 //!
 //! - `upstream_credential_failing`: the upstream answered 401/403 to an
 //!   integration that injects a credential.

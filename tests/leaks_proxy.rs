@@ -484,6 +484,11 @@ fn an_authority_with_userinfo_is_a_400() {
         String::from_utf8_lossy(&h1)
     );
     assert_eq!(upstream.hits(), 0);
+    let records = proxy.crossings("audit.jsonl");
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record["reason"], "userinfo in the request authority");
+    }
     assert_clean(
         "the crossing log",
         &proxy.read("audit.jsonl"),
@@ -515,4 +520,38 @@ fn response_header_values_are_redacted_by_the_policy() {
     let record = &crossing(&proxy, "governed")[0];
     assert_eq!(record["response"]["actions"]["header-redact"], 3);
     assert_nothing_leaked(&proxy, &answers, &[EMAIL, SSN, "4111-1111-1111-1111"]);
+}
+
+#[test]
+fn check_names_header_redact_mistakes_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("a.yaml", "policy: a\nheaders:\n  detectors: [email]\n");
+    write(
+        "b.yaml",
+        "policy: b\nheaders:\n  redact: [location]\n  detectors: [email, passport]\n",
+    );
+    write("c.yaml", "policy: c\nheaders:\n  redact: []\n");
+    write("d.yaml", "policy: d\nquery:\n  redact: [x]\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["check", "--policies", "."])
+        .current_dir(dir.path())
+        .env_remove("CUSTOMS_CONFIG")
+        .output()
+        .expect("run check");
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "a.yaml:3: headers: detectors without redact",
+        "b.yaml:4: unknown detector 'passport'",
+        "c.yaml:3: headers: redact lists no header",
+        "d.yaml:3: unknown field `redact`",
+        "hint:",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in:\n{report}"
+        );
+    }
 }
