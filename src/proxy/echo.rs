@@ -55,18 +55,19 @@ pub struct Scrubbed {
 impl Echo {
     /// The echo guard of an injected value; `None` for an empty value.
     pub fn new(value: &HeaderValue) -> Option<Echo> {
-        let text = value.to_str().ok()?.trim();
-        let token = match text.split_once([' ', '\t']) {
-            Some((_scheme, rest)) => rest.trim(),
-            None => text,
+        // Bytes, not `to_str`: a value with non-ASCII bytes is guarded too.
+        let bytes = value.as_bytes().trim_ascii();
+        let token = match bytes.iter().position(|b| matches!(b, b' ' | b'\t')) {
+            Some(space) => bytes[space..].trim_ascii(),
+            None => bytes,
         };
         if token.is_empty() {
             return None;
         }
         Some(Echo {
-            token: token.to_string(),
-            finder: Finder::new(token.as_bytes()).into_owned(),
-            lower: Finder::new(token.to_ascii_lowercase().as_bytes()).into_owned(),
+            token: String::from_utf8_lossy(token).into_owned(),
+            finder: Finder::new(token).into_owned(),
+            lower: Finder::new(&token.to_ascii_lowercase()).into_owned(),
         })
     }
 
@@ -146,9 +147,15 @@ impl Echo {
         if codings.next().is_some() {
             return Err("several Content-Encoding headers; the credential scan cannot run".into());
         }
+        if self.found_in(body) {
+            return Ok(true);
+        }
+        if coding.is_none() {
+            return Ok(false);
+        }
         let decoded = decode::decode(coding, body.clone(), limit)
             .map_err(|e| format!("the credential scan cannot decode the body: {e}"))?;
-        Ok(self.found_in(body) || self.found_in(&decoded))
+        Ok(self.found_in(&decoded))
     }
 
     /// Replaces the token in every string and key of a policy's output (JSON

@@ -150,7 +150,7 @@ async fn cross(
     if let Some(h) = head.headers_mut() {
         prepare_request_headers(
             h,
-            matched.route.response.as_deref(),
+            matched.route.response.is_some() || echo.is_some(),
             governed.outcome.is_some(),
         );
         if upgrade.is_some() {
@@ -377,14 +377,17 @@ fn host_of(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-fn prepare_request_headers(h: &mut http::HeaderMap, response: Option<&Policy>, rewritten: bool) {
+/// `inspected`: the answer will be read, by a response policy or by the
+/// credential-echo scan.
+fn prepare_request_headers(h: &mut http::HeaderMap, inspected: bool, rewritten: bool) {
     if rewritten {
         headers::strip_body_digests(h);
     }
-    // Ask for plain, whole bodies the response policy can read as they are:
-    // no content coding, and no byte range (a slice of a document can be a
-    // valid document that the rules, written for the whole, never match).
-    if response.is_some() {
+    // Ask for plain, whole bodies the response policy (and the echo scan)
+    // can read as they are: no content coding, and no byte range (a slice of
+    // a document can be a valid document that the rules, written for the
+    // whole, never match; a slice can split an echoed credential).
+    if inspected {
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
@@ -404,7 +407,7 @@ async fn respond(
     echo: Option<&Echo>,
 ) -> Result<ProxyResponse, Refusal> {
     // A part of a document is not judged as if it were the document.
-    if policy.is_some() && answer.status == http::StatusCode::PARTIAL_CONTENT {
+    if (policy.is_some() || echo.is_some()) && answer.status == http::StatusCode::PARTIAL_CONTENT {
         return Err(Refusal::new(
             Kind::ResponseRefused,
             "partial content under a response policy",
@@ -457,13 +460,19 @@ fn guard_echo(
     limit: usize,
 ) -> Result<(), Refusal> {
     let scrubbed = echo.scrub(headers, body, rewritten, limit);
+    let side = trail.response_side();
     if scrubbed.echoes > 0 {
-        let side = trail.response_side();
         side.actions
             .insert(CREDENTIAL_ECHO.to_string(), scrubbed.echoes);
         side.bytes_out = body.len() as u64;
     }
-    scrubbed.refusal.map_or(Ok(()), Err)
+    match scrubbed.refusal {
+        Some(refusal) => {
+            side.bytes_out = 0;
+            Err(refusal)
+        }
+        None => Ok(()),
+    }
 }
 
 fn count_header_redactions(side: &mut crate::audit::Direction, n: u64) {
