@@ -10,6 +10,7 @@ pub mod budget;
 pub mod client;
 pub mod credential;
 pub mod decode;
+pub mod echo;
 pub mod error;
 pub mod framing;
 pub mod headers;
