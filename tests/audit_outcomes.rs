@@ -305,11 +305,9 @@ fn a_caller_that_disconnects_still_leaves_one_record() {
     }
     assert_eq!(up.hits(), 1);
     drop(caller);
-    let mut records = Vec::new();
-    while records.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        records = proxy.crossings("audit.jsonl");
-    }
+    let records = proxy.eventually("the disconnect's record", |p| {
+        Some(p.crossings("audit.jsonl")).filter(|r| !r.is_empty())
+    });
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["status"], 499);
     assert_eq!(records[0]["outcome"], "rejected");
@@ -317,9 +315,13 @@ fn a_caller_that_disconnects_still_leaves_one_record() {
         records[0]["reason"],
         "client disconnected before the response"
     );
-    // Counted as it ended: rejected, and not as a refusal of ours.
-    let m = metrics::parse(&proxy.admin("/metrics").text());
+    // Counted as it ended (just after its record): rejected, and not as a
+    // refusal of ours.
     let rejected = [("outcome", "rejected")];
+    let m = proxy.eventually("the disconnect counted", |p| {
+        let m = metrics::parse(&p.admin("/metrics").text());
+        metrics::value(&m, "customs_requests_total", &rejected).map(|_| m)
+    });
     assert_eq!(
         metrics::value(&m, "customs_requests_total", &rejected),
         Some(1.0)

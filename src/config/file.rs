@@ -32,6 +32,9 @@ pub struct ConfigFile {
     /// Monitoring signals (thresholds of `volume_anomaly`, `idle_integration`, …).
     #[serde(default)]
     pub signals: SignalsFile,
+    /// How file changes are picked up.
+    #[serde(default)]
+    pub reload: ReloadFile,
     /// The integration inventory.
     #[serde(default)]
     pub integrations: Vec<Spanned<IntegrationFile>>,
@@ -144,6 +147,15 @@ pub struct LimitsFile {
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
     pub tunnel_idle_timeout: Option<Spanned<Span>>,
+}
+
+/// `reload:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadFile {
+    /// Quiet time after an in-place write before the files are loaded.
+    #[serde(default)]
+    pub settle: Option<Spanned<Span>>,
 }
 
 /// `secrets:`.

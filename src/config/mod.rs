@@ -35,6 +35,9 @@ const MAX_WORKERS: usize = 1024;
 pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
 /// Default idle limit of an upgraded connection (nginx's `proxy_read_timeout`).
 pub const DEFAULT_TUNNEL_IDLE: Duration = Duration::from_secs(60);
+/// Default `reload.settle`: longer than the pauses between the writes of
+/// `scp`, NFS clients and configuration management tools.
+pub const DEFAULT_RELOAD_SETTLE: Duration = Duration::from_secs(5);
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -64,6 +67,9 @@ pub struct Config {
     /// Files and folders whose change triggers a reload: the config, the
     /// policies folder and every referenced secret file.
     pub watched: Vec<PathBuf>,
+    /// How long watched files must stay unchanged after an in-place write
+    /// before they are loaded (`reload.settle`).
+    pub reload_settle: Duration,
 }
 
 /// Listener certificate files.
@@ -386,6 +392,7 @@ impl Builder<'_> {
         let hash_key = self.hash_key(raw.secrets.hash_key.as_ref(), &policies);
         let integrations = self.integrations(raw.integrations, &policies);
         let watched = self.watched(&policies_dir, raw.secrets.hash_key.as_ref(), &integrations);
+        let reload_settle = self.reload_settle(&raw.reload);
         Config {
             file: self.file.to_path_buf(),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -399,7 +406,20 @@ impl Builder<'_> {
             signals,
             integrations,
             watched,
+            reload_settle,
         }
+    }
+
+    fn reload_settle(&mut self, raw: &file::ReloadFile) -> Duration {
+        let settle = raw.settle.as_ref();
+        if let Some(zero) = settle.filter(|s| s.value.0.is_zero()) {
+            self.error(
+                zero.referenced.line(),
+                "reload.settle is zero: a file caught mid-write would be loaded".into(),
+                "use a positive duration, e.g. 5s (atomic replacements reload at once anyway)",
+            );
+        }
+        settle.map_or(DEFAULT_RELOAD_SETTLE, |s| s.value.0)
     }
 
     fn watched(
