@@ -83,8 +83,17 @@ async fn cross(
     if let Ok(matched) = &found {
         trail.matched(matched);
     }
+    // Refused before authentication, a request still names the client its
+    // credential identifies.
+    let expired = rt.today() >= mounted.integration.expires;
+    if expired || found.is_err() {
+        let peer = conn.peer_cert.as_ref();
+        if let Some(p) = auth::presented(mounted.integration, req.headers(), peer) {
+            trail.principal(&p);
+        }
+    }
     // Past its end date, everything under the mount is refused, declared or not.
-    if rt.today() >= mounted.integration.expires {
+    if expired {
         return Err(Refusal::new(
             Kind::IntegrationExpired,
             "integration past its end date",
@@ -219,9 +228,12 @@ fn authenticate<'c>(
         conn.peer_cert.as_ref(),
         rt.today(),
     )
-    .map_err(|(refusal, reason)| {
-        trail.auth_failure = Some(reason);
-        refusal
+    .map_err(|failure| {
+        trail.auth_failure = Some(failure.reason);
+        if let Some(p) = &failure.presented {
+            trail.principal(p);
+        }
+        failure.refusal
     })
 }
 
