@@ -164,3 +164,186 @@ fn a_refused_request_names_the_client_whose_credential_it_carried() {
         assert!(!audit.contains(key), "a key reached the audit log");
     }
 }
+
+/// `customs_protocol_errors_total{reason}` from a scrape (0 when absent).
+fn protocol_errors(proxy: &Proxy, reason: &str) -> Option<f64> {
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    metrics::value(&m, "customs_protocol_errors_total", &[("reason", reason)])
+}
+
+/// Waits (bounded) until `reason` was counted `n` times: the count is taken
+/// when hyper's connection task ends, just after the caller saw the close.
+#[track_caller]
+fn await_protocol_errors(proxy: &Proxy, reason: &str, n: f64) {
+    proxy.eventually(&format!("{n} {reason} protocol errors"), |p| {
+        protocol_errors(p, reason).filter(|v| *v >= n)
+    });
+}
+
+/// What hyper refuses before customs sees a request is counted by reason;
+/// an idle keep-alive connection or a caller that leaves is not an error.
+#[test]
+fn requests_the_http_layer_refuses_are_counted_by_reason() {
+    let up = Upstream::json(200, "{}");
+    let proxy = start(&up);
+    for reason in [
+        "malformed",
+        "head_too_large",
+        "head_timeout",
+        "incomplete",
+        "http2",
+        "no_request",
+        "tls_handshake",
+        "other",
+    ] {
+        assert_eq!(protocol_errors(&proxy, reason), Some(0.0), "{reason}");
+    }
+
+    let bad = raw_exchange(
+        proxy.addr(),
+        b"GET /acme/items/1 HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+    );
+    assert_eq!(parse_status(&bad), 400);
+    await_protocol_errors(&proxy, "malformed", 1.0);
+
+    let big = format!(
+        "GET /acme/items/1 HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    assert_eq!(
+        parse_status(&raw_exchange(proxy.addr(), big.as_bytes())),
+        431
+    );
+    await_protocol_errors(&proxy, "head_too_large", 1.0);
+
+    // Half a head, then the caller closes its side.
+    {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+        tcp.write_all(b"GET /acme/items/1 HTTP/1.1\r\nHost: a\r\nX-A")
+            .expect("half a head");
+        tcp.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest);
+    }
+    await_protocol_errors(&proxy, "incomplete", 1.0);
+
+    // HTTP/2 preface, then a DATA frame on stream 0: a connection error.
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    h2.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    raw_exchange(proxy.addr(), &h2);
+    await_protocol_errors(&proxy, "http2", 1.0);
+
+    // A well-formed request on a kept-alive connection is not an error.
+    let r = send(
+        &proxy.url(),
+        "GET",
+        "/acme/items/1",
+        &[("x-api-key", DESK_KEY)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(protocol_errors(&proxy, "other"), Some(0.0));
+    assert_eq!(
+        up.hits(),
+        1,
+        "nothing the HTTP layer refused reached the upstream"
+    );
+}
+
+/// Families whose labels the config makes known exist at 0 from the start
+/// and after a reload, so `rate()` and absence alerts work.
+#[test]
+fn series_known_from_the_config_are_exported_at_zero() {
+    let up = Upstream::json(200, "{}");
+    let mut proxy = start(&up);
+    let scrape = |proxy: &Proxy| metrics::parse(&proxy.admin("/metrics").text());
+    let m = scrape(&proxy);
+    let at_zero = |m: &[metrics::Sample], name: &str, labels: &[(&str, &str)]| {
+        assert_eq!(
+            metrics::value(m, name, labels),
+            Some(0.0),
+            "{name} {labels:?}"
+        );
+    };
+    at_zero(
+        &m,
+        "customs_upstream_auth_failures_total",
+        &[("integration", "acme")],
+    );
+    assert_eq!(
+        metrics::value(
+            &m,
+            "customs_upstream_auth_failures_total",
+            &[("integration", "gone")]
+        ),
+        None,
+        "gone injects no credential"
+    );
+    for it in ["acme", "gone"] {
+        for reason in ["missing", "unknown", "expired", "route"] {
+            at_zero(
+                &m,
+                "customs_auth_failures_total",
+                &[("integration", it), ("reason", reason)],
+            );
+        }
+        for kind in [
+            "volume_anomaly",
+            "schema_drift",
+            "credential_expiring",
+            "upstream_credential_failing",
+            "idle_integration",
+        ] {
+            let labels = [("integration", it), ("kind", kind)];
+            let v = metrics::value(&m, "customs_anomalies_total", &labels);
+            assert!(v.is_some(), "customs_anomalies_total {labels:?}");
+        }
+    }
+    at_zero(
+        &m,
+        "customs_refusals_total",
+        &[
+            ("integration", "acme"),
+            ("direction", "request"),
+            ("reason", "policy_refused"),
+        ],
+    );
+    at_zero(
+        &m,
+        "customs_requests_total",
+        &[("integration", "acme"), ("route", "write")],
+    );
+    for result in ["ok", "error"] {
+        at_zero(&m, "customs_config_reloads_total", &[("result", result)]);
+    }
+
+    // A reload that adds an injecting integration exports its series too.
+    let added = config().replace(
+        "  - name: gone\n",
+        "  - name: beta\n    owner: b@example.com\n    classification: internal\n    boundary: internal\n    reviewed: 2026-09-01\n    expires: 2099-01-01\n    upstream: { url: \"{upstream}\", inject: { header: X-Key, value: \"${env:CUSTOMS_TEST_ACME_TOKEN}\" } }\n    anonymous: true\n    routes:\n      - { id: r, methods: [GET], path: /x, request: pass, response: pass }\n  - name: gone\n",
+    );
+    proxy.write("customs.yaml", &added);
+    proxy.signal("HUP");
+    let m = proxy.eventually("the reload counted", |p| {
+        let m = scrape(p);
+        metrics::value(&m, "customs_config_reloads_total", &[("result", "ok")])
+            .filter(|v| *v >= 1.0)
+            .map(|_| m)
+    });
+    at_zero(
+        &m,
+        "customs_upstream_auth_failures_total",
+        &[("integration", "beta")],
+    );
+    at_zero(
+        &m,
+        "customs_auth_failures_total",
+        &[("integration", "beta"), ("reason", "unknown")],
+    );
+    at_zero(
+        &m,
+        "customs_upstream_auth_failures_total",
+        &[("integration", "acme")],
+    );
+}

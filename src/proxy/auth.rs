@@ -59,6 +59,14 @@ pub enum FailReason {
 }
 
 impl FailReason {
+    /// Every reason, exported at 0 from the start.
+    pub const ALL: [FailReason; 4] = [
+        FailReason::Missing,
+        FailReason::Unknown,
+        FailReason::Expired,
+        FailReason::Route,
+    ];
+
     /// Metric label value.
     pub fn as_str(self) -> &'static str {
         match self {

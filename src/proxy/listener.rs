@@ -11,6 +11,7 @@
 use super::auth::PeerCert;
 use super::sniff::{self, Verdicts};
 use super::tls;
+use crate::metrics::ProtocolError;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -18,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use prometheus::IntCounterVec;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -98,6 +100,62 @@ pub struct ListenerOptions {
     pub header_read_timeout: Duration,
     /// Deadline for the TLS handshake.
     pub handshake_timeout: Duration,
+    /// Where connections the HTTP layer refused are counted.
+    pub rejections: Rejections,
+}
+
+/// Counts connections and streams refused before a request reached the
+/// handler (`customs_protocol_errors_total{reason}`); hyper answers them
+/// (400, 431) or drops them itself.
+#[derive(Clone, Default)]
+pub struct Rejections(Option<IntCounterVec>);
+
+impl Rejections {
+    /// Counts into `counter` (labelled by [`ProtocolError`]).
+    pub fn new(counter: IntCounterVec) -> Self {
+        Rejections(Some(counter))
+    }
+
+    fn count(&self, reason: ProtocolError) {
+        if let Some(c) = &self.0 {
+            c.with_label_values(&[reason.as_str()]).inc();
+        }
+    }
+}
+
+impl std::fmt::Debug for Rejections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rejections")
+    }
+}
+
+/// Why a connection ended with `error`, if it is one the HTTP layer
+/// refused; `None` for a caller going away (its crossing is recorded).
+fn classify(
+    error: &(dyn std::error::Error + 'static),
+    framing: &Verdicts,
+) -> Option<ProtocolError> {
+    let Some(e) = error.downcast_ref::<hyper::Error>() else {
+        return Some(ProtocolError::Other);
+    };
+    Some(if e.is_parse_too_large() {
+        ProtocolError::HeadTooLarge
+    } else if e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+        ProtocolError::Malformed
+    } else if e.is_timeout() && framing.mid_head() {
+        ProtocolError::HeadTimeout
+    } else if e.is_incomplete_message() && framing.mid_head() {
+        ProtocolError::Incomplete
+    } else if e.is_timeout() || e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        // An idle keep-alive connection closed, or a caller that left.
+        return None;
+    } else if e.is_body_write_aborted() || e.is_user() {
+        return None;
+    } else if framing.http2() {
+        ProtocolError::Http2
+    } else {
+        ProtocolError::Other
+    })
 }
 
 impl Default for ListenerOptions {
@@ -107,6 +165,7 @@ impl Default for ListenerOptions {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            rejections: Rejections::default(),
         }
     }
 }
@@ -171,6 +230,7 @@ async fn serve_shard<H, F>(
         handshake_timeout: opts.handshake_timeout,
         first_request_timeout: opts.header_read_timeout,
         http: Protocols::new(&opts),
+        rejections: opts.rejections.clone(),
     });
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -200,6 +260,7 @@ struct Shared<H> {
     handshake_timeout: Duration,
     first_request_timeout: Duration,
     http: Protocols,
+    rejections: Rejections,
 }
 
 /// One configured builder per way a connection may speak HTTP.
@@ -294,6 +355,7 @@ async fn connection<H, F>(
         return serve_http(&shared, &shared.http.auto, io, info, watcher).await;
     };
     let Some(stream) = handshake(acceptor, tcp, peer, shared.handshake_timeout).await else {
+        shared.rejections.count(ProtocolError::TlsHandshake);
         return;
     };
     let session = stream.get_ref().1;
@@ -354,12 +416,16 @@ async fn serve_http<H, F, I>(
         Ok(ended) => ended,
         Err(_) if !framing.opened() => {
             tracing::debug!(%peer, "no request received in time; closing");
+            shared.rejections.count(ProtocolError::NoRequest);
             return;
         }
         Err(_) => conn.await,
     };
     if let Err(error) = ended {
         tracing::debug!(%peer, %error, "connection ended with an error");
+        if let Some(reason) = classify(error.as_ref(), &framing) {
+            shared.rejections.count(reason);
+        }
     }
     if let Some(tunnel) = info.tunnel.take() {
         let mut shutdown = shared.shutdown.clone();

@@ -2,7 +2,7 @@
 //! stop, drain. The running [`Runtime`] sits behind an `ArcSwap` so a reload
 //! swaps it atomically; each request holds the snapshot it started with.
 
-use super::listener::{ListenerOptions, shards};
+use super::listener::{ListenerOptions, Rejections, shards};
 use super::offload::Offload;
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
 use crate::audit;
@@ -112,6 +112,7 @@ pub async fn serve(
     };
     let opts = ListenerOptions {
         tls: config.tls.as_ref().map(tls::server_config).transpose()?,
+        rejections: Rejections::new(shared.load().metrics.protocol_errors.clone()),
         ..ListenerOptions::default()
     };
     let admin_task =

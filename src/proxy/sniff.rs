@@ -26,6 +26,7 @@
 
 use super::observe::{Observed, Observer};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Longest request head, chunk-size line or trailer section the sniffer
@@ -52,6 +53,11 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Verdicts {
     inner: Mutex<Queue>,
+    /// Part of a request head has been read, not all of it: a connection
+    /// ending now ends mid-request, not between requests.
+    mid_head: AtomicBool,
+    /// The connection began with the HTTP/2 preface.
+    http2: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +89,16 @@ impl Verdicts {
     /// connections that never start, a phase no hyper timer covers.
     pub(crate) fn opened(&self) -> bool {
         self.lock().opened
+    }
+
+    /// Whether part of a request head has been read, not all of it.
+    pub(crate) fn mid_head(&self) -> bool {
+        self.mid_head.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection speaks HTTP/2 (it began with the preface).
+    pub(crate) fn http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
     }
 
     fn open(&self) {
@@ -187,7 +203,7 @@ impl Tracker {
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let used = match self.state {
-                State::Off | State::Poisoned => return,
+                State::Off | State::Poisoned => break,
                 State::Lines(section) => self.line(section, bytes),
                 State::Body(left) => {
                     let used = skip(left, bytes);
@@ -208,6 +224,8 @@ impl Tracker {
             };
             bytes = &bytes[used..];
         }
+        let mid_head = self.state == State::Lines(Section::Head) && self.section > 0;
+        self.verdicts.mid_head.store(mid_head, Ordering::Relaxed);
     }
 
     /// Consumes bytes up to and including the next LF; a complete line
@@ -278,6 +296,7 @@ impl Tracker {
             self.verdicts.open();
         }
         if head.h2_preface {
+            self.verdicts.http2.store(true, Ordering::Relaxed);
             self.state = State::Off;
             return;
         }
