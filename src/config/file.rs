@@ -147,6 +147,9 @@ pub struct LimitsFile {
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
     pub tunnel_idle_timeout: Option<Spanned<Span>>,
+    /// Most header fields in an upstream response head.
+    #[serde(default)]
+    pub max_response_headers: Option<Spanned<usize>>,
 }
 
 /// `reload:`.

@@ -35,6 +35,10 @@ const MAX_WORKERS: usize = 1024;
 pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
 /// Default idle limit of an upgraded connection (nginx's `proxy_read_timeout`).
 pub const DEFAULT_TUNNEL_IDLE: Duration = Duration::from_secs(60);
+/// Default `limits.max_response_headers` (hyper's own default).
+pub const DEFAULT_RESPONSE_HEADERS: usize = 100;
+/// Most `limits.max_response_headers`.
+const MAX_RESPONSE_HEADERS: usize = 10_000;
 /// Default `reload.settle`: longer than the pauses between the writes of
 /// `scp`, NFS clients and configuration management tools.
 pub const DEFAULT_RELOAD_SETTLE: Duration = Duration::from_secs(5);
@@ -150,6 +154,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Most header fields in an upstream response head.
+    pub max_response_headers: usize,
 }
 
 /// One integration: inventory entry, upstream, clients and routes.
@@ -502,7 +508,18 @@ impl Builder<'_> {
                 );
             }
         }
+        let headers = raw.max_response_headers.as_ref();
+        if let Some(bad) = headers.filter(|h| !(1..=MAX_RESPONSE_HEADERS).contains(&h.value)) {
+            self.error(
+                bad.referenced.line(),
+                format!("limits.max_response_headers {} is out of range", bad.value),
+                "use a value from 1 to 10000 (default 100)",
+            );
+        }
         Limits {
+            max_response_headers: headers.map_or(DEFAULT_RESPONSE_HEADERS, |h| {
+                h.value.clamp(1, MAX_RESPONSE_HEADERS)
+            }),
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
             upstream_timeout: raw

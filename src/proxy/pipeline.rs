@@ -36,8 +36,9 @@ type Crossed = (ProxyResponse, Option<tunnel::Pending>);
 pub async fn handle(
     rt: Arc<Runtime>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> ProxyResponse {
+    framing::ignore_h2c_upgrade(req.headers_mut());
     let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
     let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
@@ -176,17 +177,12 @@ async fn cross(
         None => rt.client(&matched, conn.shard),
     };
     let sent = std::time::Instant::now();
-    let answer = upstream::exchange(
-        client,
-        request,
-        limits.upstream_timeout,
-        limits.max_body_bytes,
-        upgrade.as_ref(),
-    )
-    .await;
+    let mut head_status = None;
+    let answer =
+        upstream::exchange(client, request, &limits, upgrade.as_ref(), &mut head_status).await;
     trail.upstream_elapsed = Some(sent.elapsed());
+    trail.upstream_status = head_status;
     let mut answer = answer?;
-    trail.upstream_status = Some(answer.status.as_u16());
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
     let probe = (answer.status.is_success() && !answer.body.is_empty())

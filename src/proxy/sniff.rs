@@ -335,6 +335,14 @@ impl Tracker {
     }
 }
 
+/// Whether an `Upgrade` value names only `h2c` (RFC 7540 §3.2, which RFC
+/// 9113 removed): what `curl --http2` sends on plain HTTP.
+pub(crate) fn only_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .all(|p| trim_ows(p).eq_ignore_ascii_case(b"h2c"))
+}
+
 /// How many of `bytes` belong to a body part with `left` bytes to come.
 fn skip(left: u64, bytes: &[u8]) -> usize {
     usize::try_from(left).map_or(bytes.len(), |left| left.min(bytes.len()))
@@ -378,7 +386,9 @@ impl Head {
                 _ => self.cl_invalid = true,
             }
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            self.upgrade = true;
+            // An h2c upgrade is ignored (answered in HTTP/1.1, see
+            // `framing::ignore_h2c_upgrade`): the connection stays HTTP/1.
+            self.upgrade |= !only_h2c(value);
         }
     }
 
@@ -628,6 +638,19 @@ mod tests {
             Tracker::new(verdicts.clone()).feed(stream);
             assert_eq!(verdicts.opened(), opened, "{stream:?}");
         }
+    }
+
+    #[test]
+    fn an_h2c_upgrade_keeps_the_connection_http1() {
+        assert!(only_h2c(b"h2c") && only_h2c(b" H2C ,h2c"));
+        assert!(!only_h2c(b"websocket") && !only_h2c(b"h2c, websocket"));
+        let h2c = b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: AA\r\n\r\n";
+        let stream = [h2c.as_slice(), GET].concat();
+        assert_eq!(
+            verdicts(&stream),
+            (vec![OK, OK], OK),
+            "the next request is served"
+        );
     }
 
     #[test]
