@@ -756,3 +756,53 @@ fn a_header_allow_list_never_strips_the_injected_credential() {
     );
     assert!(seen.header("x-request-id").is_some());
 }
+
+/// A secret rewritten in place in two writes (as `scp` or NFS do) is never
+/// sent half-written: the data path keeps the token it read until the file
+/// has settled, like the reload watcher.
+#[test]
+fn a_secret_written_in_two_steps_is_never_sent_half_written() {
+    let up = Upstream::json(200, r#"{"ok":true}"#);
+    let proxy = start(&up);
+    let get = || {
+        send(
+            &proxy.url(),
+            "GET",
+            "/acme/items/1",
+            &[("x-api-key", NEW_KEY)],
+            b"",
+        )
+    };
+    assert_eq!(get().status, 200);
+    let (half, rest) = TOKEN_2.split_at(10);
+    proxy.write_in_place("secrets/acme-token", half);
+    let seen = |l: &str| l.contains("changed in place") || l.contains("Configuration reloaded");
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), seen),
+        "{}",
+        proxy.logs()
+    );
+    // Time itself is under test: past the data path's 1 s re-read, well
+    // inside the 5 s settle time.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get().status, 200);
+    assert_eq!(
+        up.last().header("authorization"),
+        Some(format!("Bearer {TOKEN_1}").as_str()),
+        "the half-written token was sent"
+    );
+    proxy.write_in_place("secrets/acme-token", &format!("{half}{rest}\n"));
+    let want = format!("Bearer {TOKEN_2}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.last().header("authorization") != Some(want.as_str()) {
+        assert!(Instant::now() < deadline, "the new token was never sent");
+        assert_eq!(get().status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let partial = format!("Bearer {half}");
+    assert!(
+        tokens_seen(&up).iter().all(|t| *t != partial),
+        "{:?}",
+        tokens_seen(&up)
+    );
+}

@@ -66,9 +66,11 @@ pub struct Runtime {
     id_counter: AtomicU64,
 }
 
-/// A resolved injected credential and when it was read.
+/// A resolved injected credential, when it was read, and the inodes of
+/// its files then.
 struct Cached {
     read_at: Option<Instant>,
+    inodes: Vec<Option<u64>>,
     value: Result<Option<HeaderValue>, String>,
 }
 
@@ -129,6 +131,7 @@ impl Runtime {
             .map(|_| {
                 Mutex::new(Cached {
                     read_at: None,
+                    inodes: Vec::new(),
                     value: Ok(None),
                 })
             })
@@ -209,6 +212,18 @@ impl Runtime {
             .lock()
             .map_err(|_| unavailable("credential cache poisoned"))?;
         if cached.read_at.is_none_or(|t| t.elapsed() >= SECRET_REFRESH) {
+            let files: Vec<&std::path::Path> = inject.value.files().collect();
+            // A secret being written in place keeps the value read before
+            // until the file has settled (see `reload`); a replaced or
+            // deleted file is read at once.
+            let settle = self.config.reload_settle;
+            if cached.read_at.is_some()
+                && reload::written_in_place_since(&files, &cached.inodes, settle)
+            {
+                cached.read_at = Some(Instant::now());
+                return cached.value.clone().map_err(|why| unavailable(&why));
+            }
+            cached.inodes = reload::inodes(&files);
             cached.value = inject
                 .value
                 .resolve()

@@ -225,6 +225,34 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
     }
 }
 
+/// The inode of each file (`None` when it cannot be read).
+pub(crate) fn inodes(files: &[&Path]) -> Vec<Option<u64>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().map(|m| m.ino()))
+        .collect()
+}
+
+/// Whether one of `files`, still the inode it was (`inodes`), was modified
+/// less than `settle` ago: written in place, perhaps not finished yet.
+pub(crate) fn written_in_place_since(
+    files: &[&Path],
+    inodes: &[Option<u64>],
+    settle: Duration,
+) -> bool {
+    files.iter().zip(inodes).any(|(file, was)| {
+        let Ok(m) = std::fs::metadata(file) else {
+            return false;
+        };
+        let recent = m
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < settle);
+        *was == Some(m.ino()) && recent
+    })
+}
+
 /// The SIGHUP stream, if the platform gives one.
 pub type Hangup = Option<tokio::signal::unix::Signal>;
 
