@@ -110,10 +110,15 @@ pub async fn serve(
             .map(|l| local_addr(l, config.listen)),
         audit_on_stdout: config.audit.sink == config::AuditSink::Stdout,
     };
+    let limits = &config.limits;
     let opts = ListenerOptions {
         tls: config.tls.as_ref().map(tls::server_config).transpose()?,
+        max_connections: limits.max_connections,
+        header_read_timeout: limits.header_timeout,
+        handshake_timeout: limits.header_timeout,
+        idle_timeout: limits.idle_timeout,
+        write_timeout: limits.write_timeout,
         rejections: Rejections::new(shared.load().metrics.protocol_errors.clone()),
-        ..ListenerOptions::default()
     };
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));
