@@ -54,7 +54,9 @@ pub fn watch(
                 _ = tick.tick() => false,
             };
             let config = shared.load().config.clone();
-            let now = Files::look(&config.watched);
+            let Some(now) = look_off_thread(&config.watched).await else {
+                continue;
+            };
             let trigger = if forced {
                 "signal"
             } else {
@@ -65,7 +67,7 @@ pub fn watch(
                     }
                     Change::Replaced => "file replaced",
                     Change::InPlace => {
-                        if !settled(&mut unsettled, now, config.reload_settle) {
+                        if !settled(&mut unsettled, now.clone(), config.reload_settle) {
                             continue;
                         }
                         "file change"
@@ -73,10 +75,25 @@ pub fn watch(
                 }
             };
             unsettled = None;
-            let before = Files::look(&config.watched);
             reload(&config_path, &shared, trigger).await;
-            loaded = before.then(Files::look(&shared.load().config.watched));
+            // Taken before the load: a write during the load is a change.
+            let after = look_off_thread(&shared.load().config.watched).await;
+            loaded = match after {
+                Some(after) => now.then(after),
+                None => now,
+            };
         }
+    }
+}
+
+/// [`Files::look`] on a blocking thread: a hung filesystem delays this
+/// poll (bounded), never the runtime's other tasks.
+async fn look_off_thread(paths: &[PathBuf]) -> Option<Files> {
+    let paths = paths.to_vec();
+    let look = tokio::task::spawn_blocking(move || Files::look(&paths));
+    match tokio::time::timeout(LOAD_TIMEOUT, look).await {
+        Ok(Ok(files)) => Some(files),
+        _ => None,
     }
 }
 
