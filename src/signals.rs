@@ -67,6 +67,14 @@ pub const SCHEMA_DRIFT: &str = "schema_drift";
 pub const CREDENTIAL_EXPIRING: &str = "credential_expiring";
 /// No traffic for `signals.idle_days`.
 pub const IDLE_INTEGRATION: &str = "idle_integration";
+/// Every kind, exported at 0 in `customs_anomalies_total` from the start.
+pub const KINDS: [&str; 5] = [
+    VOLUME_ANOMALY,
+    SCHEMA_DRIFT,
+    CREDENTIAL_EXPIRING,
+    UPSTREAM_CREDENTIAL_FAILING,
+    IDLE_INTEGRATION,
+];
 
 /// How often the expiry and idleness checks run.
 pub const DAILY: Duration = Duration::from_secs(24 * 3600);

@@ -19,7 +19,7 @@ pub mod transform;
 
 pub use compile::compile;
 pub use file::{Mode, OtherContent, UnknownFields};
-pub use load::{PolicySet, load_dir, load_file};
+pub use load::{PolicySet, load_dir, load_file, policy_files};
 pub use selftest::{TEST_HASH_KEY, TestFailure, run_all_tests, run_tests};
 
 use detect::Redactor;

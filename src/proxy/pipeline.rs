@@ -38,8 +38,9 @@ type Crossed = (ProxyResponse, Option<tunnel::Pending>);
 pub async fn handle(
     rt: Arc<Runtime>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> ProxyResponse {
+    framing::ignore_h2c_upgrade(req.headers_mut());
     let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
     let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
@@ -85,8 +86,17 @@ async fn cross(
     if let Ok(matched) = &found {
         trail.matched(matched);
     }
+    // Refused before authentication, a request still names the client its
+    // credential identifies.
+    let expired = rt.today() >= mounted.integration.expires;
+    if expired || found.is_err() {
+        let peer = conn.peer_cert.as_ref();
+        if let Some(p) = auth::presented(mounted.integration, req.headers(), peer) {
+            trail.principal(&p);
+        }
+    }
     // Past its end date, everything under the mount is refused, declared or not.
-    if rt.today() >= mounted.integration.expires {
+    if expired {
         return Err(Refusal::new(
             Kind::IntegrationExpired,
             "integration past its end date",
@@ -174,18 +184,19 @@ async fn cross(
         None => rt.client(&matched, conn.shard),
     };
     let sent = std::time::Instant::now();
+    let mut head_status = None;
     let answer = upstream::exchange(
         client,
         request,
-        limits.upstream_timeout,
-        limits.max_body_bytes,
+        &limits,
         &rt.budget,
         upgrade.as_ref(),
+        &mut head_status,
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
+    trail.upstream_status = head_status;
     let mut answer = answer?;
-    trail.upstream_status = Some(answer.status.as_u16());
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
     let probe = (answer.status.is_success() && !answer.body.is_empty())
@@ -227,9 +238,12 @@ fn authenticate<'c>(
         conn.peer_cert.as_ref(),
         rt.today(),
     )
-    .map_err(|(refusal, reason)| {
-        trail.auth_failure = Some(reason);
-        refusal
+    .map_err(|failure| {
+        trail.auth_failure = Some(failure.reason);
+        if let Some(p) = &failure.presented {
+            trail.principal(p);
+        }
+        failure.refusal
     })
 }
 

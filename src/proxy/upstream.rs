@@ -10,14 +10,13 @@ use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
 use super::tunnel::Asked;
-use crate::config::Upstream;
+use crate::config::{Limits, Upstream};
 use crate::policy::Policy;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
-use std::time::Duration;
 
 /// `X-Request-Id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -153,19 +152,22 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Sends the request and reads the whole answer within `timeout`. A 101 is
-/// accepted only as the answer to `upgrade`, the handshake the caller asked
-/// for; its connection is then in [`Answer::switched`].
+/// Sends the request and reads the whole answer within
+/// `limits.upstream_timeout`. A 101 is accepted only as the answer to
+/// `upgrade`, the handshake the caller asked for; its connection is then in
+/// [`Answer::switched`]. `head_status` gets the upstream's status as soon as
+/// its head arrives, so the record has it even when the body then stalls
+/// or breaks off.
 pub async fn exchange(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
-    timeout: Duration,
-    max_body: usize,
+    limits: &Limits,
     budget: &Budget,
     upgrade: Option<&Asked>,
+    head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
-    let sent = send(client, request, max_body, budget, upgrade);
-    match tokio::time::timeout(timeout, sent).await {
+    let sent = send(client, request, limits, budget, upgrade, head_status);
+    match tokio::time::timeout(limits.upstream_timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
     }
@@ -174,16 +176,16 @@ pub async fn exchange(
 async fn send(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
-    max_body: usize,
+    limits: &Limits,
     budget: &Budget,
     upgrade: Option<&Asked>,
+    head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
-    let response: Response<hyper::body::Incoming> = client.request(request).await.map_err(|e| {
-        Refusal::new(
-            Kind::UpstreamUnavailable,
-            format!("upstream request failed: {}", error_chain(&e)),
-        )
-    })?;
+    let response: Response<hyper::body::Incoming> = client
+        .request(request)
+        .await
+        .map_err(|e| request_failed(&e, limits))?;
+    *head_status = Some(response.status().as_u16());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return switched(response, upgrade);
     }
@@ -199,7 +201,7 @@ async fn send(
             "upstream used a transfer coding other than chunked",
         ));
     }
-    let (body, charge) = body::read(&headers, incoming, max_body, budget)
+    let (body, charge) = body::read(&headers, incoming, limits.max_body_bytes, budget)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
@@ -217,6 +219,31 @@ async fn send(
         charge,
         switched: None,
     })
+}
+
+/// Why the upstream exchange failed before a response head was read. A
+/// head with more fields than `limits.max_response_headers` (or larger than
+/// hyper's buffer) is a refused response, named as such.
+fn request_failed(e: &hyper_util::client::legacy::Error, limits: &Limits) -> Refusal {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return Refusal::new(
+                Kind::ResponseRefused,
+                format!(
+                    "upstream response head too large: more than {} header fields (limits.max_response_headers) or over the head size limit",
+                    limits.max_response_headers
+                ),
+            );
+        }
+        source = s.source();
+    }
+    Refusal::new(
+        Kind::UpstreamUnavailable,
+        format!("upstream request failed: {}", error_chain(e)),
+    )
 }
 
 /// A 101: an upstream may switch protocols only when asked to, and only to
