@@ -31,9 +31,10 @@
 //! filters on hot routes.
 //!
 //! # Semantics
-//! - Name selectors match object keys without regard to case, by Unicode case folding (`SSN`,
-//!   `ssn` and `ſsn` are one key), unless the policy sets `exact_names`. Names *inside* filter
-//!   expressions (`@.role`) are jsonpath-rust's and are matched exactly.
+//! - Name selectors match object keys as people read them, by Unicode compatibility
+//!   normalisation with case folding (`SSN`, `ssn`, `ſsn`, `ｓｓｎ` are one key; see `fold`),
+//!   unless the policy sets `exact_names`. Names inside filter expressions (`@.role`) fold the
+//!   same way: the filter runs on a folded view of the container.
 //! - Every matched node is visited once, even where an RFC nodelist repeats it (`$['a','a']`,
 //!   overlapping `..`). Callbacks run in document order, children before their parent. This is
 //!   not the RFC nodelist order.
@@ -53,16 +54,18 @@ use jsonpath_rust::parser::model::{self as ast, JpQuery};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
+use std::cell::OnceCell;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use unicase::UniCase;
 
+mod fold;
 mod group;
 mod keys;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use fold::fold_name;
 pub use group::RuleGroup;
 
 /// A policy path that cannot be used.
@@ -347,6 +350,15 @@ impl Selector {
         self.program.filters.is_empty()
     }
 
+    /// True when the path ends in `..*`: it selects everything below the node before it, so as
+    /// an allow-list entry it admits a whole subtree.
+    pub fn admits_subtree(&self) -> bool {
+        self.program
+            .steps
+            .last()
+            .is_some_and(|s| s.descendant && matches!(s.sels[..], [Sel::Wildcard]))
+    }
+
     /// True when the path has a `..` segment, which makes the walk visit every node below it.
     pub fn has_descendant(&self) -> bool {
         self.program.steps.iter().any(|s| s.descendant)
@@ -431,22 +443,23 @@ impl AllowList {
     }
 
     /// Walks `doc` once and reports every object member or array element the list does not
-    /// allow.
+    /// admit (SPEC §2.2).
     ///
-    /// A node is allowed when a selector matches it, or when it lies inside a matched node
-    /// (allowing `$.a` allows a's whole subtree). A container is also kept when some selector can
-    /// still match below it. Such a container is walked, not reported, and may end up empty.
-    /// Any other node is unknown: `f` is called with its location and the walk does not go into
-    /// it. A scalar where the list expects to go deeper is unknown (allow `$.a.b`, doc
-    /// `{"a":5}`). When `remove` is true, unknown nodes are removed. When it is false, the
-    /// document is left untouched. A scalar root where the list expects more is reported as `$`
-    /// but never removed. Returns the number of unknown nodes.
+    /// A node is admitted when a selector matches it. An admitted container keeps only the
+    /// members that are admitted too: allowing `$.a` admits `a` itself, not what arrives inside
+    /// it (`$.a..*` admits the whole subtree). A container some selector can still match below
+    /// is kept as a container and walked, and may end up empty. Any other node is unknown: `f`
+    /// is called with its location and the walk does not go into it. A scalar where the list
+    /// expects to go deeper is unknown (allow `$.a.b`, doc `{"a":5}`). When `remove` is true,
+    /// unknown nodes are removed; when it is false, the document is left untouched. A scalar
+    /// root the list does not admit is reported as `$` but never removed. Returns the number of
+    /// unknown nodes.
     pub fn prune(&self, doc: &mut Value, remove: bool, f: &mut dyn FnMut(&Location<'_>)) -> usize {
         let nfa = &*self.nfa;
-        if intersects(&nfa.start, &nfa.accept) {
-            return 0;
-        }
         if !is_container(doc) {
+            if nfa.accepts(&nfa.start) {
+                return 0;
+            }
             f(&Location::root());
             return 1;
         }
@@ -507,7 +520,7 @@ impl Step {
 
     fn selects(&self, child: &Child<'_>, hits: &Hits<'_>) -> bool {
         match child.key {
-            Some(key) if self.names.iter().any(|n| n.matches(key, child.ascii)) => return true,
+            Some(key) if self.names.iter().any(|n| n.matches(key, child)) => return true,
             _ => {}
         }
         self.names.len() < self.sels.len() && self.sels.iter().any(|sel| sel.selects(child, hits))
@@ -527,11 +540,11 @@ enum Sel {
     Filter(usize),
 }
 
-/// A name selector with its case-folded form precomputed.
+/// A name selector with its folded form precomputed.
 #[derive(Debug, Clone)]
 struct Name {
     raw: String,
-    /// Unicode case folding of `raw`; empty when `exact`.
+    /// [`fold_name`] of `raw`; empty when `exact`.
     folded: String,
     exact: bool,
 }
@@ -543,6 +556,19 @@ struct FilterInfo {
     /// Set when the filter mentions `$`. It holds the path from the root up to and including
     /// this filter, with names widened to `*`, run on the real root before the walk.
     rooted: Option<JpQuery>,
+    /// Names fold: the filter's names are folded and it runs on a folded view.
+    folded: bool,
+}
+
+impl FilterInfo {
+    /// The addresses of the nodes of `on` that `query` (one of ours) selects, sorted.
+    fn run(&self, query: &JpQuery, on: &Value) -> Vec<usize> {
+        if self.folded {
+            fold::run_folded(query, on)
+        } else {
+            run_filter(query, on)
+        }
+    }
 }
 
 impl Program {
@@ -598,7 +624,7 @@ impl Name {
         let folded = if exact {
             String::new()
         } else {
-            UniCase::unicode(raw).to_folded_case()
+            fold_name(raw).into_owned()
         };
         Name {
             raw: raw.to_owned(),
@@ -607,24 +633,28 @@ impl Name {
         }
     }
 
-    /// Does `key` (`ascii` when it is) match?
-    fn matches(&self, key: &str, ascii: bool) -> bool {
+    /// Does `key`, the key of `child`, match?
+    fn matches(&self, key: &str, child: &Child<'_>) -> bool {
         if self.exact {
             key == self.raw
-        } else if ascii {
-            // ASCII only folds to ASCII, so a non-ASCII folded name can never be equal here.
+        } else if child.ascii {
+            // ASCII only folds to ASCII lower case, so a non-ASCII folded name never equals it.
             key.eq_ignore_ascii_case(&self.folded)
         } else {
-            // Case folding is idempotent, so comparing against the folded name is exact.
-            UniCase::unicode(key) == UniCase::unicode(self.folded.as_str())
+            // The slow path, for non-ASCII keys only: fold once per child, not once per name.
+            *child.folded.get_or_init(|| fold_name(key).into_owned()) == self.folded
         }
     }
 }
 
 impl FilterInfo {
     fn new(filter: &ast::Filter, before: &[ast::Segment], desc: bool, exact: bool) -> FilterInfo {
+        let mut filter = filter.clone();
+        if !exact {
+            fold::fold_filter(&mut filter);
+        }
         let own = ast::Segment::Selector(ast::Selector::Filter(filter.clone()));
-        let rooted = filter_uses_root(filter).then(|| {
+        let rooted = filter_uses_root(&filter).then(|| {
             let mut segments: Vec<ast::Segment> = before.iter().map(|s| widen(s, exact)).collect();
             segments.push(if desc {
                 ast::Segment::Descendant(Box::new(own.clone()))
@@ -636,6 +666,7 @@ impl FilterInfo {
         FilterInfo {
             local: JpQuery::new(vec![own]),
             rooted,
+            folded: !exact,
         }
     }
 }
@@ -872,6 +903,8 @@ struct Child<'k> {
     addr: usize,
     /// The key is ASCII (checked once here, not once per name compared).
     ascii: bool,
+    /// The folded key, computed the first time a non-ASCII key is compared.
+    folded: OnceCell<String>,
 }
 
 impl<'k> Child<'k> {
@@ -882,6 +915,7 @@ impl<'k> Child<'k> {
             len,
             addr: addr(child),
             ascii: key.is_ascii(),
+            folded: OnceCell::new(),
         }
     }
 
@@ -892,6 +926,7 @@ impl<'k> Child<'k> {
             len,
             addr: addr(child),
             ascii: true,
+            folded: OnceCell::new(),
         }
     }
 }
@@ -1051,12 +1086,7 @@ impl<'n> Walk<'n> {
         let rooted = nfa
             .filters
             .iter()
-            .map(|f| {
-                f.rooted
-                    .as_ref()
-                    .map(|q| run_filter(q, doc))
-                    .unwrap_or_default()
-            })
+            .map(|f| f.rooted.as_ref().map(|q| f.run(q, doc)).unwrap_or_default())
             .collect();
         Walk { nfa, rooted }
     }
@@ -1078,7 +1108,7 @@ impl<'n> Walk<'n> {
                         && let Some(info) = self.nfa.filters.get(*slot)
                         && info.rooted.is_none()
                     {
-                        local.push((*slot, run_filter(&info.local, node)));
+                        local.push((*slot, info.run(&info.local, node)));
                     }
                 }
             }
@@ -1285,11 +1315,13 @@ impl<'n> Walk<'n> {
             scratch,
             true,
             &mut |cloc, child, cstates, rest| {
-                if self.nfa.accepts(cstates) {
-                    return false;
-                }
+                // An admitted container or an ancestor of admitted nodes: keep it, and look at
+                // its members.
                 if any(cstates) && is_container(child) {
                     n += self.prune(child, cloc, cstates, rest, unknown);
+                    return false;
+                }
+                if self.nfa.accepts(cstates) {
                     return false;
                 }
                 (unknown.f)(cloc);
