@@ -6,9 +6,9 @@
 //! | Detector | Candidate | Validation |
 //! |---|---|---|
 //! | `email` | `local@domain.tld`, Unicode letters allowed (IDN, homoglyphs) | top-level label of 2+ characters with a letter, or a numeric (IP) domain |
-//! | `credit_card` | runs of digits with ` `/`-` (1–3) or `.` between them | 13–19 digits, first digit 2–6, Luhn; windows slide over the groups of a run |
+//! | `credit_card` | runs of digits with 1–3 of ` `, tab, line break, `_`, `-` (or one `.` or `·`) between them | 13–19 digits, first digit 2–6, Luhn; windows slide over the groups of a run |
 //! | `iban` | 2 letters, 2 digits, 11–30 letters/digits, single spaces allowed | longest prefix with a valid mod-97 and country BBAN format (`iban` crate) |
-//! | `us_ssn` | `AAA-GG-SSSS`, also with one space or dot | area not 000/666/900–999, group not 00, serial not 0000, not part of a longer number |
+//! | `us_ssn` | `AAA-GG-SSSS`, also with one space or dot; spaced out `5 3 6 - 2 2 - 1 2 3 4` | area not 000/666/900–999, group not 00, serial not 0000, not part of a longer number |
 //! | `phone` | `+` and 8–15 digits; `(555) 123-4567`, `555-123-4567`, `555.123.4567`, `555 123 4567` | E.164 length; not part of a longer number |
 //! | `ipv4` | four dotted numbers | octets 0–255, not part of a longer dotted number or word (`v1.2.3.4`) |
 //! | `jwt` | `eyJ…` and 2–4 more base64url segments | none beyond the shape |
@@ -244,7 +244,11 @@ const CANDIDATES: [(Detector, Kind, Option<&str>, &str); 9] = [
         Detector::UsSsn,
         Kind::Checked(Detector::UsSsn),
         Some(r"[^0-9]"),
-        r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
+        concat!(
+            r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}",
+            // Spaced out, digit by digit: `5 3 6 - 2 2 - 1 2 3 4`, `5 3 6 2 2 1 2 3 4`.
+            r"|[0-9](?: [0-9]){2}(?: ?- ?| )[0-9] [0-9](?: ?- ?| )[0-9](?: [0-9]){3}",
+        ),
     ),
     (
         Detector::Ipv4,
@@ -266,7 +270,7 @@ const CANDIDATES: [(Detector, Kind, Option<&str>, &str); 9] = [
         Detector::CreditCard,
         Kind::Card,
         Some(r"[^0-9]"),
-        r"[0-9](?:(?:[ \-]{1,3}|\.)?[0-9]){12}",
+        r"[0-9](?:(?:[ \t\n\r_\-]{1,3}|\.)?[0-9]){12}",
     ),
 ];
 
@@ -1151,11 +1155,22 @@ fn email(t: &str, r: Range<usize>) -> Option<Range<usize>> {
 }
 
 fn ssn(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
-    let s = b.get(r.clone()).filter(|s| s.len() == 11)?;
+    let s = b.get(r.clone())?;
+    let mut digits = [0u8; 9];
+    let mut n = 0;
+    for &c in s.iter().filter(|c| c.is_ascii_digit()) {
+        *digits.get_mut(n)? = c;
+        n += 1;
+    }
+    if n != 9 {
+        return None;
+    }
     let num = |x: &[u8]| x.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
-    let (area, group, serial) = (num(&s[0..3]), num(&s[4..6]), num(&s[7..11]));
+    let (area, group, serial) = (num(&digits[0..3]), num(&digits[3..5]), num(&digits[5..9]));
     let valid = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
-    (valid && isolated(b, &r, s[3])).then_some(r)
+    // `AAA-GG-SSSS` chains by its own separator; a spaced-out one by spaces.
+    let sep = if s.len() == 11 { s[3] } else { b' ' };
+    (valid && isolated(b, &r, sep)).then_some(r)
 }
 
 fn phone(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
@@ -1283,16 +1298,16 @@ enum Sep {
 }
 
 /// End of the digit run of a card candidate that ends at `end` (just after a
-/// digit): what `[0-9](?:(?:[ \-]{1,3}|\.)?[0-9])*` matches greedily.
+/// digit): what `[0-9](?:(?:[ \t\n\r_\-]{1,3}|\.)?[0-9])*` matches greedily.
 fn run_end(b: &[u8], mut end: usize) -> usize {
     loop {
         let sep = match b.get(end) {
             Some(c) if c.is_ascii_digit() => 0,
             Some(b'.') => 1,
-            Some(b' ' | b'-') => b[end..]
+            Some(&c) if card_gap(c) => b[end..]
                 .iter()
                 .take(4)
-                .take_while(|&&c| c == b' ' || c == b'-')
+                .take_while(|&&c| card_gap(c))
                 .count(),
             _ => return end,
         };
@@ -1379,6 +1394,11 @@ fn luhn(s: &[u8]) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
+}
+
+/// A byte that may separate the digit groups of a card (1–3 in a row).
+fn card_gap(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'_' | b'-')
 }
 
 fn digits_end(b: &[u8], mut p: usize, limit: usize) -> usize {
@@ -1647,7 +1667,7 @@ fn fold_char(c: char) -> Fold {
     let to = match u {
         0xFF01..=0xFF5E => char::from_u32(u - 0xFEE0),
         0xFE6B => Some('@'),
-        0x3002 | 0xFF61 | 0xFE52 | 0x2024 => Some('.'),
+        0x3002 | 0xFF61 | 0xFE52 | 0x2024 | 0xB7 | 0x2027 => Some('.'),
         0xB2 | 0xB3 => char::from_digit(u - 0xB0, 10),
         0xB9 => Some('1'),
         0x2070 | 0x2074..=0x2079 => char::from_digit(u - 0x2070, 10),
