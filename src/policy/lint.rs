@@ -1,14 +1,15 @@
 //! Warnings `check` prints for policies that rely on behaviour customs no longer has.
 
 use super::PolicyTest;
-use super::path::AllowList;
+use super::path::{AllowList, Selector};
 use crate::diag::Diagnostic;
 use serde_json::Value;
 use std::path::Path;
 
 /// An allow-list entry that the policy's own tests show selecting an object or array with
-/// members no entry admits. Such an entry once admitted the whole subtree; it now admits the
-/// container only (SPEC §2.2), so those members are unknown fields.
+/// members no entry admits (unless the test expects it emptied). Such an entry once admitted
+/// the whole subtree; it now admits the container only (SPEC §2.2), so those members are
+/// unknown fields.
 pub(super) fn allowed_containers(
     file: &Path,
     allow: &AllowList,
@@ -35,7 +36,10 @@ pub(super) fn allowed_containers(
             sel.any_match(&t.input, &mut |loc, node| {
                 let path = loc.normalized();
                 let container = matches!(node, Value::Object(_) | Value::Array(_));
-                if container && unknown.iter().any(|u| below(u, &path)) {
+                if container
+                    && unknown.iter().any(|u| below(u, &path))
+                    && !expects_emptied(t, &path)
+                {
                     found = Some(path);
                     return false;
                 }
@@ -63,6 +67,24 @@ pub(super) fn allowed_containers(
         }
     }
     out
+}
+
+/// Whether the test's expected output shows the container at `path` emptied: the author
+/// already expects an allow-list entry to admit the node and nothing inside it.
+fn expects_emptied(test: &PolicyTest, path: &str) -> bool {
+    let (Some(expect), Ok(at)) = (&test.expect, Selector::parse(path, true)) else {
+        return false;
+    };
+    let mut emptied = false;
+    at.any_match(expect, &mut |_, node| {
+        emptied = match node {
+            Value::Object(map) => map.is_empty(),
+            Value::Array(items) => items.is_empty(),
+            _ => false,
+        };
+        false
+    });
+    emptied
 }
 
 /// Whether normalized path `path` lies strictly below normalized path `above`.
