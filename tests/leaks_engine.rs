@@ -10,7 +10,6 @@ mod common;
 use common::{Proxy, Recorded, Reply, Upstream, UpstreamOpts, demo_config, send};
 use http::StatusCode;
 use http_body_util::Full;
-use hyper::body::Bytes;
 use serde_json::{Value, json};
 
 const HASH_KEY_ENV: &str = "CUSTOMS_LEAKS_ENGINE_HASH_KEY";
@@ -49,7 +48,7 @@ fn echo() -> Upstream {
         hyper::Response::builder()
             .status(200)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(r.body.clone())))
+            .body(Full::new(r.body.clone()))
             .expect("echo response")
     }))
 }
