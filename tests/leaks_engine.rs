@@ -391,3 +391,37 @@ fn example_policies_end_with_a_backstop() {
         ],
     );
 }
+
+#[test]
+fn check_flags_allow_list_entries_that_hold_containers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = "policy: old-allow
+body:
+  allow:
+    - $.incidents[*].id
+    - $.incidents[*].customer
+  rules:
+    - id: no-passwords
+      refuse: [$..password]
+tests:
+  - name: customer crosses whole
+    input:  {\"incidents\":[{\"id\":1,\"customer\":{\"name\":\"Jane\"}}]}
+    expect: {\"incidents\":[{\"id\":1,\"customer\":{\"name\":\"Jane\"}}]}
+";
+    std::fs::write(dir.path().join("old-allow.yaml"), policy).expect("write policy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["check", "--policies"])
+        .arg(dir.path())
+        .output()
+        .expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The test now fails (the customer's members are dropped), and check says why, at the
+    // allow-list entry's line.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("old-allow.yaml:5: warning: allow-list entry '$.incidents[*].customer' selects a container"),
+        "{text}"
+    );
+    assert!(text.contains("$.incidents[*].customer..*"), "{text}");
+    assert!(!text.contains("'$.incidents[*].id' selects"), "{text}");
+}
