@@ -1,4 +1,5 @@
 use super::*;
+use std::borrow::Cow;
 
 fn redactor(builtins: &[Detector]) -> Redactor {
     Redactor::new(builtins, &[]).expect("built-in detectors compile")
