@@ -274,14 +274,14 @@ pub struct ClientFile {
     pub routes: Option<Vec<Text>>,
 }
 
-/// `mtls:` identity: subject CN or a SAN (DNS name or URI).
+/// `mtls:` identity: subject CN or a typed SAN.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MtlsFile {
     /// Subject common name.
     #[serde(default)]
     pub subject_cn: Option<String>,
-    /// DNS or URI subject alternative name.
+    /// Subject alternative name: `dns:NAME`, `uri:URI` or `email:ADDR`.
     #[serde(default)]
     pub san: Option<String>,
 }

@@ -4,6 +4,7 @@
 
 pub mod file;
 mod pattern;
+pub mod read;
 pub mod secret;
 pub mod units;
 pub mod warnings;
@@ -238,10 +239,69 @@ pub struct Client {
 /// How a client certificate is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MtlsIdentity {
-    /// Subject common name.
+    /// Subject common name: the certificate must carry exactly one, and it must decode.
     SubjectCn(String),
-    /// DNS or URI SAN.
-    San(String),
+    /// A subject alternative name of one type.
+    San {
+        /// The name.
+        san: San,
+        /// Whether the config wrote its type (`dns:`, `uri:`, `email:`); `check` warns if not.
+        typed: bool,
+    },
+}
+
+/// A subject alternative name, typed: a DNS name never matches a URI of the same text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    /// `dNSName`, compared ignoring ASCII case.
+    Dns(String),
+    /// `uniformResourceIdentifier` (SPIFFE IDs), compared exactly.
+    Uri(String),
+    /// `rfc822Name`, compared ignoring ASCII case.
+    Email(String),
+}
+
+impl San {
+    /// Parses `dns:NAME`, `uri:URI` or `email:ADDR`, and says whether the type was written.
+    /// A bare value with a scheme (`spiffe://…`) is a URI, an `@` makes it an e-mail, and
+    /// anything else is a DNS name.
+    pub fn parse(text: &str) -> (San, bool) {
+        let typed = |prefix: &str| text.strip_prefix(prefix).map(str::to_owned);
+        if let Some(v) = typed("dns:") {
+            (San::Dns(v), true)
+        } else if let Some(v) = typed("uri:") {
+            (San::Uri(v), true)
+        } else if let Some(v) = typed("email:") {
+            (San::Email(v), true)
+        } else if text.contains("://") {
+            (San::Uri(text.to_owned()), false)
+        } else if text.contains('@') {
+            (San::Email(text.to_owned()), false)
+        } else {
+            (San::Dns(text.to_owned()), false)
+        }
+    }
+
+    /// Whether a certificate's SAN is this name.
+    pub fn matches(&self, cert: &San) -> bool {
+        match (self, cert) {
+            (San::Dns(a), San::Dns(b)) | (San::Email(a), San::Email(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (San::Uri(a), San::Uri(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(v) => write!(f, "dns:{v}"),
+            San::Uri(v) => write!(f, "uri:{v}"),
+            San::Email(v) => write!(f, "email:{v}"),
+        }
+    }
 }
 
 /// One route.
@@ -318,7 +378,7 @@ pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
 /// Loads as far as possible with `opts`, returning every error and, for a
 /// config without errors, the warnings of [`warnings::check`].
 pub fn load_with(path: &Path, opts: &LoadOptions) -> (Option<Config>, Vec<Diagnostic>) {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read::read_text(path, read::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) => {
             let d = Diagnostic::error(path, 0, format!("cannot read config: {e}"));
@@ -994,12 +1054,15 @@ impl Builder<'_> {
                 None
             }
             (Some(cn), None) => Some(MtlsIdentity::SubjectCn(cn.clone())),
-            (None, Some(san)) => Some(MtlsIdentity::San(san.clone())),
+            (None, Some(san)) => {
+                let (san, typed) = San::parse(san);
+                Some(MtlsIdentity::San { san, typed })
+            }
             _ => {
                 self.error(
                     line,
                     "mtls needs exactly one of subject_cn or san".into(),
-                    "e.g. mtls: { san: \"spiffe://corp/app\" }",
+                    "e.g. mtls: { san: \"uri:spiffe://corp/app\" }",
                 );
                 None
             }
