@@ -56,7 +56,10 @@ pub(super) fn redact(redactor: &Redactor, node: &mut Value, deep: bool) -> bool 
 /// The redacted text of a number: of its canonical integer form when it has one that differs
 /// from its text, else of its text.
 fn redact_number(redactor: &Redactor, text: &str) -> Option<String> {
-    if let Some(digits) = integer_form(text)
+    // Plain integers (nearly all numbers) are their own canonical form: no allocation.
+    let plain = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if !plain
+        && let Some(digits) = integer_form(text)
         && digits != text
         && let Some(r) = redactor.redact(&digits)
     {
