@@ -53,7 +53,6 @@ use jsonpath_rust::parser::model::{self as ast, JpQuery};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
-use std::cell::OnceCell;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -641,8 +640,8 @@ impl Name {
             // ASCII only folds to ASCII lower case, so a non-ASCII folded name never equals it.
             key.eq_ignore_ascii_case(&self.folded)
         } else {
-            // The slow path, for non-ASCII keys only: fold once per child, not once per name.
-            *child.folded.get_or_init(|| fold_name(key).into_owned()) == self.folded
+            // The slow path, for non-ASCII keys only (rare): fold the key and compare.
+            fold_name(key) == self.folded.as_str()
         }
     }
 }
@@ -903,8 +902,6 @@ struct Child<'k> {
     addr: usize,
     /// The key is ASCII (checked once here, not once per name compared).
     ascii: bool,
-    /// The folded key, computed the first time a non-ASCII key is compared.
-    folded: OnceCell<String>,
 }
 
 impl<'k> Child<'k> {
@@ -915,7 +912,6 @@ impl<'k> Child<'k> {
             len,
             addr: addr(child),
             ascii: key.is_ascii(),
-            folded: OnceCell::new(),
         }
     }
 
@@ -926,7 +922,6 @@ impl<'k> Child<'k> {
             len,
             addr: addr(child),
             ascii: true,
-            folded: OnceCell::new(),
         }
     }
 }
