@@ -55,12 +55,15 @@ impl Cx<'_> {
     fn policy(&mut self, raw: PolicyFile, text: &str) -> Policy {
         self.check_name(&raw.policy);
         let body = raw.body;
+        let mut allow_lines = Vec::new();
         let allow = body.allow.map(|paths| {
             let unknown = body
                 .unknown_fields
                 .as_ref()
                 .map_or(UnknownFields::Drop, |u| u.value);
-            (super::path::AllowList::new(self.selectors(&paths)), unknown)
+            let (sels, lines) = self.lined_selectors(&paths).into_iter().unzip();
+            allow_lines = lines;
+            (super::path::AllowList::new(sels), unknown)
         });
         if allow.is_none()
             && let Some(u) = &body.unknown_fields
@@ -76,6 +79,17 @@ impl Cx<'_> {
             Some(types) => types.iter().map(|t| Glob::new(t)).collect(),
             None => DEFAULT_CONTENT_TYPES.iter().map(|t| Glob::new(t)).collect(),
         };
+        let tests: Vec<PolicyTest> = raw
+            .tests
+            .into_iter()
+            .filter_map(|t| self.test_case(t))
+            .collect();
+        let warnings = match &allow {
+            Some((list, _)) => {
+                super::lint::allowed_containers(self.file, list, &allow_lines, &tests)
+            }
+            None => Vec::new(),
+        };
         Policy {
             name: raw.policy.value,
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
@@ -84,16 +98,14 @@ impl Cx<'_> {
             content_types,
             other_content: body.other_content,
             allow,
+            embedded_json: body.embedded_json,
             stages: super::stages(&rules),
             rules,
             header_redact: self.header_redact(raw.headers.as_ref()),
             headers: self.header_names(raw.headers),
             query: self.name_rules(raw.query, "query"),
-            tests: raw
-                .tests
-                .into_iter()
-                .filter_map(|t| self.test_case(t))
-                .collect(),
+            tests,
+            warnings,
         }
     }
 
@@ -121,10 +133,18 @@ impl Cx<'_> {
     }
 
     fn selectors(&mut self, paths: &[Spanned<String>]) -> Vec<Selector> {
+        self.lined_selectors(paths)
+            .into_iter()
+            .map(|(sel, _)| sel)
+            .collect()
+    }
+
+    /// The selectors that compile, each with its line.
+    fn lined_selectors(&mut self, paths: &[Spanned<String>]) -> Vec<(Selector, u64)> {
         paths
             .iter()
             .filter_map(|p| match Selector::parse(&p.value, self.exact) {
-                Ok(sel) => Some(sel),
+                Ok(sel) => Some((sel, p.referenced.line())),
                 Err(e) => {
                     self.error(
                         p.referenced.line(),
