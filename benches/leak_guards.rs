@@ -22,6 +22,12 @@ fn guards(c: &mut Criterion) {
     g.bench_function("scan 256 KiB export", |b| {
         b.iter(|| black_box(echo.found_in(black_box(&export))))
     });
+    // JSON with escapes in it takes the second look (escapes decoded).
+    let mut escaped = export.clone();
+    escaped.extend_from_slice(br#" "a\/b""#);
+    g.bench_function("scan 256 KiB export with escapes", |b| {
+        b.iter(|| black_box(echo.found_in(black_box(&escaped))))
+    });
     g.finish();
     c.bench_function("echo guard setup", |b| {
         b.iter(|| black_box(Echo::new(black_box(&value))))
