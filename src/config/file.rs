@@ -135,6 +135,12 @@ pub struct LimitsFile {
     /// Deepest JSON nesting.
     #[serde(default)]
     pub max_json_depth: Option<Spanned<usize>>,
+    /// Body bytes all crossings may hold in memory at once.
+    #[serde(default)]
+    pub max_buffered_bytes: Option<Spanned<Size>>,
+    /// Most JSON values in one body.
+    #[serde(default)]
+    pub max_json_elements: Option<Spanned<usize>>,
     /// Whole upstream exchange, headers and body.
     #[serde(default)]
     pub upstream_timeout: Option<Spanned<Span>>,
@@ -144,6 +150,18 @@ pub struct LimitsFile {
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
     pub tunnel_idle_timeout: Option<Spanned<Span>>,
+    /// Most connections open at once on the proxy listener.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<usize>>,
+    /// Deadline for a request head, and for a new connection's first request.
+    #[serde(default)]
+    pub header_timeout: Option<Spanned<Span>>,
+    /// How long an HTTP/2 connection without open streams stays open.
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<Span>>,
+    /// How long a write to a caller may make no progress.
+    #[serde(default)]
+    pub write_timeout: Option<Spanned<Span>>,
 }
 
 /// `secrets:`.

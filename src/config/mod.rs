@@ -139,12 +139,42 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Deepest JSON nesting.
     pub max_json_depth: usize,
+    /// Most JSON values (scalars and containers) in one body.
+    pub max_json_elements: usize,
+    /// Body bytes all crossings may hold at once (read at start).
+    pub max_buffered_bytes: usize,
     /// Whole upstream exchange.
     pub upstream_timeout: Duration,
     /// Whole request body, from the end of the head.
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Most connections open at once on the proxy listener (read at start).
+    pub max_connections: usize,
+    /// Deadline for a request head and for a new connection's first request (read at start).
+    pub header_timeout: Duration,
+    /// An HTTP/2 connection without open streams is closed after this (read at start).
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress for this long is closed (read at start).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY as usize,
+            max_json_depth: DEFAULT_MAX_DEPTH,
+            max_json_elements: crate::json::DEFAULT_MAX_ELEMENTS,
+            max_buffered_bytes: 256 << 20,
+            upstream_timeout: Duration::from_secs(30),
+            body_read_timeout: DEFAULT_BODY_READ,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One integration: inventory entry, upstream, clients and routes.
@@ -533,6 +563,9 @@ impl Builder<'_> {
             ("upstream_timeout", &raw.upstream_timeout),
             ("body_read_timeout", &raw.body_read_timeout),
             ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
+            ("header_timeout", &raw.header_timeout),
+            ("idle_timeout", &raw.idle_timeout),
+            ("write_timeout", &raw.write_timeout),
         ] {
             if let Some(zero) = value.as_ref().filter(|s| s.value.0.is_zero()) {
                 self.error(
@@ -542,21 +575,62 @@ impl Builder<'_> {
                 );
             }
         }
+        let body_cap = raw
+            .max_body_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_BODY, |s| s.value.0);
+        if let Some(small) = raw
+            .max_buffered_bytes
+            .as_ref()
+            .filter(|s| s.value.0 < body_cap)
+        {
+            self.error(
+                small.referenced.line(),
+                "limits.max_buffered_bytes is below max_body_bytes: a body of the largest allowed size could never be held".into(),
+                "use at least max_body_bytes (default 10MiB); the default is 256MiB",
+            );
+        }
+        if let Some(zero) = raw.max_json_elements.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_json_elements is zero: every JSON body would be refused".into(),
+                "use a positive count, e.g. 1000000",
+            );
+        }
+        if let Some(zero) = raw.max_connections.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_connections is zero: no caller could connect".into(),
+                "use a positive count, e.g. 10000",
+            );
+        }
+        let d = Limits::default();
+        let span = |v: &Option<Spanned<units::Span>>, default: Duration| {
+            v.as_ref().map_or(default, |s| s.value.0)
+        };
         Limits {
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
-            upstream_timeout: raw
-                .upstream_timeout
+            max_json_elements: raw
+                .max_json_elements
                 .as_ref()
-                .map_or(Duration::from_secs(30), |s| s.value.0),
-            body_read_timeout: raw
-                .body_read_timeout
+                .map_or(d.max_json_elements, |s| s.value),
+            max_buffered_bytes: raw
+                .max_buffered_bytes
                 .as_ref()
-                .map_or(DEFAULT_BODY_READ, |s| s.value.0),
-            tunnel_idle_timeout: raw
-                .tunnel_idle_timeout
+                .map_or(d.max_buffered_bytes, |s| {
+                    usize::try_from(s.value.0).unwrap_or(usize::MAX)
+                }),
+            upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
+            body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
+            tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),
+            max_connections: raw
+                .max_connections
                 .as_ref()
-                .map_or(DEFAULT_TUNNEL_IDLE, |s| s.value.0),
+                .map_or(d.max_connections, |s| s.value),
+            header_timeout: span(&raw.header_timeout, d.header_timeout),
+            idle_timeout: span(&raw.idle_timeout, d.idle_timeout),
+            write_timeout: span(&raw.write_timeout, d.write_timeout),
         }
     }
 

@@ -7,6 +7,7 @@
 
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
+use super::budget::{Budget, Charge};
 use super::echo::{CREDENTIAL_ECHO, Echo};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
@@ -112,7 +113,9 @@ async fn cross(
     let echo = credential.as_ref().and_then(Echo::new);
     let (parts, body) = req.into_parts();
     let limits = config.limits;
-    let raw = read_request_body(&parts.headers, body, &limits).await?;
+    // Charges to the body budget are held until the crossing is answered.
+    let (raw, _request_charge) =
+        read_request_body(&parts.headers, body, &limits, &rt.budget).await?;
     let request_policy = matched.route.request.as_ref();
     // Empty bodies are not governed (GETs): no shape, no signals lock.
     let probe = (!raw.is_empty())
@@ -120,6 +123,7 @@ async fn cross(
         .flatten();
     let governed = govern(
         rt,
+        matched.index,
         request_policy,
         &parts.headers,
         raw,
@@ -175,6 +179,7 @@ async fn cross(
         request,
         limits.upstream_timeout,
         limits.max_body_bytes,
+        &rt.budget,
         upgrade.as_ref(),
     )
     .await;
@@ -230,9 +235,11 @@ fn authenticate<'c>(
 
 /// Applies a direction's policy (or `pass`) to a body, recording it (and
 /// its drift candidates when `probe` samples it). Large bodies are governed
-/// on a policy thread ([`offload`]), so the shard goes on serving.
+/// on a policy thread ([`offload`]), so the shard goes on serving, in the
+/// integration's `lane`.
 async fn govern(
     rt: &Runtime,
+    lane: usize,
     policy: Option<&Arc<Policy>>,
     headers: &http::HeaderMap,
     raw: Bytes,
@@ -252,7 +259,7 @@ async fn govern(
         Some(p) if raw.len() >= offload::OFFLOAD_MIN || headers.contains_key(CONTENT_ENCODING) => {
             let (p, headers, config) = (p.clone(), headers.clone(), rt.config.clone());
             let job = move || apply(&p, &headers, raw, &config, probe);
-            let answer = rt.offload.run(job).await;
+            let answer = rt.offload.run(lane, job).await;
             answer.unwrap_or_else(|| (Err(could_not_run()), None))
         }
         Some(p) => apply(p, headers, raw, &rt.config, probe),
@@ -313,12 +320,13 @@ async fn read_request_body(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
-) -> Result<Bytes, Refusal> {
+    budget: &Budget,
+) -> Result<(Bytes, Charge), Refusal> {
     // A body already known to be empty (most GETs) needs no timer.
     if hyper::body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), Charge::default()));
     }
-    let read = body::read(headers, body, limits.max_body_bytes);
+    let read = body::read(headers, body, limits.max_body_bytes, budget);
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
         Err(_) => Err(Refusal::new(
@@ -332,6 +340,10 @@ async fn read_request_body(
 fn request_body_refusal(e: &BodyError) -> Refusal {
     match e {
         BodyError::TooLarge => Refusal::new(Kind::TooLarge, "request body over max_body_bytes"),
+        BodyError::Overloaded => Refusal::new(
+            Kind::Overloaded,
+            "no room in max_buffered_bytes for the body",
+        ),
         BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
         BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
         BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
@@ -343,6 +355,12 @@ fn request_body_refusal(e: &BodyError) -> Refusal {
 
 fn response_body_refusal(e: &BodyError) -> Refusal {
     let detail = match e {
+        BodyError::Overloaded => {
+            return Refusal::new(
+                Kind::Overloaded,
+                "no room in max_buffered_bytes for the body",
+            );
+        }
         BodyError::TooLarge => "response body over max_body_bytes".to_string(),
         BodyError::Broken => "upstream body broke off".to_string(),
         BodyError::Unsupported(d)
@@ -414,8 +432,9 @@ async fn respond(
         ));
     }
     let mut headers = answer.headers;
+    let lane = trail.lane();
     let side = trail.response_side();
-    let governed = govern(rt, policy, &headers, answer.body, side, probe)
+    let governed = govern(rt, lane, policy, &headers, answer.body, side, probe)
         .await
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy.filter(|p| enforced(p)) {

@@ -2,6 +2,7 @@
 //! stop, drain. The running [`Runtime`] sits behind an `ArcSwap` so a reload
 //! swaps it atomically; each request holds the snapshot it started with.
 
+use super::budget::{self, Budget};
 use super::listener::{ListenerOptions, shards};
 use super::offload::Offload;
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
@@ -90,6 +91,7 @@ pub async fn serve(
         Arc::new(Signals::new()),
         shards,
         Arc::new(offload),
+        Arc::new(Budget::new(config.limits.max_buffered_bytes, budget::WAIT)),
     )?));
     let proxy_listeners =
         shards::bind(config.listen, shards).map_err(|source| ServeError::Bind {
@@ -110,9 +112,14 @@ pub async fn serve(
             .map(|l| local_addr(l, config.listen)),
         audit_on_stdout: config.audit.sink == config::AuditSink::Stdout,
     };
+    let limits = &config.limits;
     let opts = ListenerOptions {
         tls: config.tls.as_ref().map(tls::server_config).transpose()?,
-        ..ListenerOptions::default()
+        max_connections: limits.max_connections,
+        header_read_timeout: limits.header_timeout,
+        handshake_timeout: limits.header_timeout,
+        idle_timeout: limits.idle_timeout,
+        write_timeout: limits.write_timeout,
     };
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));

@@ -65,6 +65,11 @@ impl Trail {
         self.record.integration = Some(integration.name.clone());
     }
 
+    /// The policy-thread lane of this crossing: its integration's position.
+    pub fn lane(&self) -> usize {
+        self.integration.unwrap_or(usize::MAX)
+    }
+
     /// Notes the route, and the policies each direction uses.
     pub fn matched(&mut self, m: &Matched<'_>) {
         self.record.route = Some(m.route.id.clone());

@@ -5,6 +5,7 @@
 
 use super::auth::CREDENTIAL_HEADERS;
 use super::body::{self, BodyError};
+use super::budget::{Budget, Charge};
 use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
@@ -91,6 +92,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// Body, at most `max_body_bytes`.
     pub body: Bytes,
+    /// The body's bytes in the shared budget, held until the crossing is answered.
+    pub charge: Charge,
     /// The upstream's side of a WebSocket switch (a checked 101 only).
     pub switched: Option<hyper::upgrade::OnUpgrade>,
 }
@@ -158,9 +161,10 @@ pub async fn exchange(
     request: Request<Full<Bytes>>,
     timeout: Duration,
     max_body: usize,
+    budget: &Budget,
     upgrade: Option<&Asked>,
 ) -> Result<Answer, Refusal> {
-    let sent = send(client, request, max_body, upgrade);
+    let sent = send(client, request, max_body, budget, upgrade);
     match tokio::time::timeout(timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
@@ -171,6 +175,7 @@ async fn send(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     max_body: usize,
+    budget: &Budget,
     upgrade: Option<&Asked>,
 ) -> Result<Answer, Refusal> {
     let response: Response<hyper::body::Incoming> = client.request(request).await.map_err(|e| {
@@ -194,10 +199,14 @@ async fn send(
             "upstream used a transfer coding other than chunked",
         ));
     }
-    let body = body::read(&headers, incoming, max_body)
+    let (body, charge) = body::read(&headers, incoming, max_body, budget)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
+            BodyError::Overloaded => Refusal::new(
+                Kind::Overloaded,
+                "no room in max_buffered_bytes for the body",
+            ),
             _ => Refusal::new(Kind::UpstreamUnavailable, "upstream body broke off"),
         })?;
     headers::strip_hop_by_hop(&mut headers);
@@ -205,6 +214,7 @@ async fn send(
         status: parts.status,
         headers,
         body,
+        charge,
         switched: None,
     })
 }
@@ -229,6 +239,7 @@ fn switched(
         status: StatusCode::SWITCHING_PROTOCOLS,
         headers,
         body: Bytes::new(),
+        charge: Charge::default(),
         switched: Some(upgraded),
     })
 }
