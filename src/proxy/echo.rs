@@ -237,33 +237,44 @@ impl Echo {
 }
 
 /// `data` with JSON string escapes and `%XX` escapes decoded, in one pass.
-/// Malformed escapes are kept as they are.
+/// Malformed escapes are kept as they are. Text between escapes is copied
+/// in runs, so a body with few escapes costs about a copy.
 fn unescape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
-    while let Some(&b) = data.get(i) {
-        let (decoded, used) = match b {
-            b'\\' => json_escape(&data[i..]),
-            b'%' => (hex(data.get(i + 1..i + 3)).map(|h| vec![h as u8]), 3),
-            _ => (None, 1),
+    while let Some(found) = memchr::memchr2(b'\\', b'%', &data[i..]) {
+        out.extend_from_slice(&data[i..i + found]);
+        i += found;
+        let rest = &data[i..];
+        let used = match rest[0] {
+            b'\\' => json_escape(rest, &mut out),
+            _ => percent_escape(rest, &mut out),
         };
-        match decoded {
-            Some(bytes) => {
-                out.extend_from_slice(&bytes);
-                i += used;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
+        if used == 0 {
+            out.push(rest[0]);
+            i += 1;
+        } else {
+            i += used;
         }
     }
+    out.extend_from_slice(&data[i..]);
     out
 }
 
-/// One JSON escape at the start of `s` (which starts with `\`): its UTF-8
-/// bytes and length, or `None` when it is not a valid escape.
-fn json_escape(s: &[u8]) -> (Option<Vec<u8>>, usize) {
+/// `%XX` at the start of `s`: pushes the byte, returns 3 (0 if malformed).
+fn percent_escape(s: &[u8], out: &mut Vec<u8>) -> usize {
+    match hex(s.get(1..3)).and_then(|h| u8::try_from(h).ok()) {
+        Some(byte) => {
+            out.push(byte);
+            3
+        }
+        None => 0,
+    }
+}
+
+/// One JSON escape at the start of `s` (which starts with `\`): pushes its
+/// UTF-8 bytes and returns its length (0 when it is not a valid escape).
+fn json_escape(s: &[u8], out: &mut Vec<u8>) -> usize {
     let simple = match s.get(1) {
         Some(b'"') => b'"',
         Some(b'\\') => b'\\',
@@ -273,30 +284,35 @@ fn json_escape(s: &[u8]) -> (Option<Vec<u8>>, usize) {
         Some(b'n') => b'\n',
         Some(b'r') => b'\r',
         Some(b't') => b'\t',
-        Some(b'u') => return unicode_escape(s),
-        _ => return (None, 1),
+        Some(b'u') => return unicode_escape(s, out),
+        _ => return 0,
     };
-    (Some(vec![simple]), 2)
+    out.push(simple);
+    2
 }
 
 /// `\uXXXX`, or a `\uD8xx\uDCxx` surrogate pair.
-fn unicode_escape(s: &[u8]) -> (Option<Vec<u8>>, usize) {
+fn unicode_escape(s: &[u8], out: &mut Vec<u8>) -> usize {
     let Some(first) = hex(s.get(2..6)) else {
-        return (None, 1);
+        return 0;
     };
     let (code, used) = if (0xD800..0xDC00).contains(&first) {
         match (s.get(6..8), hex(s.get(8..12))) {
             (Some(b"\\u"), Some(low)) if (0xDC00..0xE000).contains(&low) => {
                 (0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00), 12)
             }
-            _ => return (None, 1),
+            _ => return 0,
         }
     } else {
         (first, 6)
     };
     match char::from_u32(code) {
-        Some(c) => (Some(c.to_string().into_bytes()), used),
-        None => (None, 1),
+        Some(c) => {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            used
+        }
+        None => 0,
     }
 }
 
