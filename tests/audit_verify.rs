@@ -389,3 +389,23 @@ async fn library_record_fails_and_auditor_is_unhealthy_when_writes_fail() {
         .expect("writer exits")
         .expect("writer task");
 }
+
+#[tokio::test]
+async fn cli_verify_reports_an_overlong_line_without_holding_it() {
+    let (_dir, files, _) = fixture().await;
+    let (_copy, files) = copy(&files);
+    let live = &files[files.len() - 1];
+    let mut l = lines(live);
+    l.insert(1, "x".repeat(chain::MAX_LINE_BYTES * 8));
+    write_lines(live, &l);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["audit", "verify"])
+        .args(&files)
+        .output()
+        .expect("run audit verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let want = format!("{}:2: line longer than", live.display());
+    assert!(text.contains(&want), "{text}");
+    assert!(text.len() < 1000, "the report does not echo the line");
+}

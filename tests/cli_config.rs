@@ -384,7 +384,7 @@ integrations:
     upstream: {{ url: "http://127.0.0.1:9" }}
     clients:
       - id: cert
-        mtls: {{ san: "spiffe://corp/x" }}
+        mtls: {{ san: "uri:spiffe://corp/x" }}
         expires: 2099-01-01
     routes:
       - {{ id: any, methods: [GET], path: /**, request: strip, response: strip }}

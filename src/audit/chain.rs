@@ -60,7 +60,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// `prev` of the first record of a log.
@@ -73,6 +73,10 @@ const SUFFIX_LEN: usize = HASH_OPEN.len() + 64 + 2;
 /// Digits of the first `seq` in a rotated file's name. Fixed width keeps
 /// lexicographic order chronological up to 10^12 records.
 const ROTATED_DIGITS: usize = 12;
+
+/// Longest line `verify` reads: far above any record the writer produces, so a longer line
+/// is reported as bad without being held whole (a 500 MB line costs 1 MiB, not 1 GB).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// A sealed line and its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +232,9 @@ pub enum Fault {
     /// The last line has no newline: the file was cut mid-record.
     #[error("truncated record (no newline at end of file)")]
     Truncated,
+    /// The line is longer than [`MAX_LINE_BYTES`]: no record is that long.
+    #[error("line longer than {MAX_LINE_BYTES} bytes: not a record")]
+    TooLong,
     /// The line does not end in a `"hash"` member of 64 lowercase hex digits.
     #[error("not a sealed record (no trailing \"hash\")")]
     NotSealed,
@@ -324,11 +331,16 @@ fn verify_file(path: &Path, state: &mut Verified) -> Result<(), (usize, Fault)> 
     let mut buf = Vec::new();
     for n in 1.. {
         buf.clear();
-        let read = reader
+        // One byte past the cap tells a line at the cap from a longer one.
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| (n, unreadable(e)))?;
         if read == 0 {
             return Ok(());
+        }
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            return Err((n, Fault::TooLong));
         }
         let line = buf.strip_suffix(b"\n").ok_or((n, Fault::Truncated))?;
         let link = check_line(line).map_err(|f| (n, f))?;
@@ -498,6 +510,23 @@ mod tests {
         );
         assert!(is_rotated_name("log", "log.000000000001"));
         assert!(is_rotated_name(".log", ".log.000000000001"));
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_a_bad_line_read_only_to_the_cap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("log.jsonl");
+        let mut long = vec![b'x'; MAX_LINE_BYTES * 3];
+        long.push(b'\n');
+        std::fs::write(&path, &long).expect("write");
+        let e = verify(std::slice::from_ref(&path)).expect_err("too long");
+        assert_eq!((e.line, e.reason), (1, Fault::TooLong));
+        // A line of exactly the cap is read and judged on its content.
+        let mut at_cap = vec![b'x'; MAX_LINE_BYTES];
+        at_cap.push(b'\n');
+        std::fs::write(&path, &at_cap).expect("write");
+        let e = verify(std::slice::from_ref(&path)).expect_err("not a record");
+        assert_ne!(e.reason, Fault::TooLong);
     }
 
     #[test]

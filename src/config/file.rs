@@ -144,6 +144,18 @@ pub struct LimitsFile {
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
     pub tunnel_idle_timeout: Option<Spanned<Span>>,
+    /// Most connections open at once on the proxy listener.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<usize>>,
+    /// Deadline for a request head, and for a new connection's first request.
+    #[serde(default)]
+    pub header_timeout: Option<Spanned<Span>>,
+    /// How long an HTTP/2 connection without open streams stays open.
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<Span>>,
+    /// How long a write to a caller may make no progress.
+    #[serde(default)]
+    pub write_timeout: Option<Spanned<Span>>,
 }
 
 /// `secrets:`.
@@ -274,14 +286,14 @@ pub struct ClientFile {
     pub routes: Option<Vec<Text>>,
 }
 
-/// `mtls:` identity: subject CN or a SAN (DNS name or URI).
+/// `mtls:` identity: subject CN or a typed SAN.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MtlsFile {
     /// Subject common name.
     #[serde(default)]
     pub subject_cn: Option<String>,
-    /// DNS or URI subject alternative name.
+    /// Subject alternative name: `dns:NAME`, `uri:URI` or `email:ADDR`.
     #[serde(default)]
     pub san: Option<String>,
 }

@@ -4,6 +4,7 @@
 
 pub mod file;
 mod pattern;
+pub mod read;
 pub mod secret;
 pub mod units;
 pub mod warnings;
@@ -144,6 +145,30 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Most connections open at once on the proxy listener (read at start).
+    pub max_connections: usize,
+    /// Deadline for a request head and for a new connection's first request (read at start).
+    pub header_timeout: Duration,
+    /// An HTTP/2 connection without open streams is closed after this (read at start).
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress for this long is closed (read at start).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY as usize,
+            max_json_depth: DEFAULT_MAX_DEPTH,
+            upstream_timeout: Duration::from_secs(30),
+            body_read_timeout: DEFAULT_BODY_READ,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One integration: inventory entry, upstream, clients and routes.
@@ -238,10 +263,69 @@ pub struct Client {
 /// How a client certificate is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MtlsIdentity {
-    /// Subject common name.
+    /// Subject common name: the certificate must carry exactly one, and it must decode.
     SubjectCn(String),
-    /// DNS or URI SAN.
-    San(String),
+    /// A subject alternative name of one type.
+    San {
+        /// The name.
+        san: San,
+        /// Whether the config wrote its type (`dns:`, `uri:`, `email:`); `check` warns if not.
+        typed: bool,
+    },
+}
+
+/// A subject alternative name, typed: a DNS name never matches a URI of the same text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    /// `dNSName`, compared ignoring ASCII case.
+    Dns(String),
+    /// `uniformResourceIdentifier` (SPIFFE IDs), compared exactly.
+    Uri(String),
+    /// `rfc822Name`, compared ignoring ASCII case.
+    Email(String),
+}
+
+impl San {
+    /// Parses `dns:NAME`, `uri:URI` or `email:ADDR`, and says whether the type was written.
+    /// A bare value with a scheme (`spiffe://…`) is a URI, an `@` makes it an e-mail, and
+    /// anything else is a DNS name.
+    pub fn parse(text: &str) -> (San, bool) {
+        let typed = |prefix: &str| text.strip_prefix(prefix).map(str::to_owned);
+        if let Some(v) = typed("dns:") {
+            (San::Dns(v), true)
+        } else if let Some(v) = typed("uri:") {
+            (San::Uri(v), true)
+        } else if let Some(v) = typed("email:") {
+            (San::Email(v), true)
+        } else if text.contains("://") {
+            (San::Uri(text.to_owned()), false)
+        } else if text.contains('@') {
+            (San::Email(text.to_owned()), false)
+        } else {
+            (San::Dns(text.to_owned()), false)
+        }
+    }
+
+    /// Whether a certificate's SAN is this name.
+    pub fn matches(&self, cert: &San) -> bool {
+        match (self, cert) {
+            (San::Dns(a), San::Dns(b)) | (San::Email(a), San::Email(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (San::Uri(a), San::Uri(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(v) => write!(f, "dns:{v}"),
+            San::Uri(v) => write!(f, "uri:{v}"),
+            San::Email(v) => write!(f, "email:{v}"),
+        }
+    }
 }
 
 /// One route.
@@ -318,7 +402,7 @@ pub fn load_with_diagnostics(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
 /// Loads as far as possible with `opts`, returning every error and, for a
 /// config without errors, the warnings of [`warnings::check`].
 pub fn load_with(path: &Path, opts: &LoadOptions) -> (Option<Config>, Vec<Diagnostic>) {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read::read_text(path, read::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) => {
             let d = Diagnostic::error(path, 0, format!("cannot read config: {e}"));
@@ -473,6 +557,9 @@ impl Builder<'_> {
             ("upstream_timeout", &raw.upstream_timeout),
             ("body_read_timeout", &raw.body_read_timeout),
             ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
+            ("header_timeout", &raw.header_timeout),
+            ("idle_timeout", &raw.idle_timeout),
+            ("write_timeout", &raw.write_timeout),
         ] {
             if let Some(zero) = value.as_ref().filter(|s| s.value.0.is_zero()) {
                 self.error(
@@ -482,21 +569,30 @@ impl Builder<'_> {
                 );
             }
         }
+        if let Some(zero) = raw.max_connections.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_connections is zero: no caller could connect".into(),
+                "use a positive count, e.g. 10000",
+            );
+        }
+        let d = Limits::default();
+        let span = |v: &Option<Spanned<units::Span>>, default: Duration| {
+            v.as_ref().map_or(default, |s| s.value.0)
+        };
         Limits {
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
-            upstream_timeout: raw
-                .upstream_timeout
+            upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
+            body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
+            tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),
+            max_connections: raw
+                .max_connections
                 .as_ref()
-                .map_or(Duration::from_secs(30), |s| s.value.0),
-            body_read_timeout: raw
-                .body_read_timeout
-                .as_ref()
-                .map_or(DEFAULT_BODY_READ, |s| s.value.0),
-            tunnel_idle_timeout: raw
-                .tunnel_idle_timeout
-                .as_ref()
-                .map_or(DEFAULT_TUNNEL_IDLE, |s| s.value.0),
+                .map_or(d.max_connections, |s| s.value),
+            header_timeout: span(&raw.header_timeout, d.header_timeout),
+            idle_timeout: span(&raw.idle_timeout, d.idle_timeout),
+            write_timeout: span(&raw.write_timeout, d.write_timeout),
         }
     }
 
@@ -994,12 +1090,15 @@ impl Builder<'_> {
                 None
             }
             (Some(cn), None) => Some(MtlsIdentity::SubjectCn(cn.clone())),
-            (None, Some(san)) => Some(MtlsIdentity::San(san.clone())),
+            (None, Some(san)) => {
+                let (san, typed) = San::parse(san);
+                Some(MtlsIdentity::San { san, typed })
+            }
             _ => {
                 self.error(
                     line,
                     "mtls needs exactly one of subject_cn or san".into(),
-                    "e.g. mtls: { san: \"spiffe://corp/app\" }",
+                    "e.g. mtls: { san: \"uri:spiffe://corp/app\" }",
                 );
                 None
             }

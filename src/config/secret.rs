@@ -99,7 +99,8 @@ fn read_secret_file(path: &Path) -> Result<String, SecretError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.kind().to_string()))?;
+    let text = super::read::read_text(path, super::read::MAX_SECRET_BYTES)
+        .map_err(|e| err(e.to_string()))?;
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {
         return Err(err("it is empty".into()));

@@ -19,9 +19,10 @@
 //!   anonymous, or every client has a `routes` subset and none lists the
 //!   route;
 //! - clients identified by certificate while `listen.tls.client_ca` is not
-//!   set (they can never authenticate).
+//!   set (they can never authenticate);
+//! - a `san` written without its type (`dns:`, `uri:`, `email:`).
 
-use super::{Boundary, Config, Integration};
+use super::{Boundary, Config, Integration, MtlsIdentity};
 use crate::diag::Diagnostic;
 use crate::policy::names::NameFilter;
 use jiff::civil::Date;
@@ -59,6 +60,7 @@ pub fn check(config: &Config, today: Date) -> Vec<Diagnostic> {
         if !mtls_possible {
             w.mtls_without_client_ca(it);
         }
+        w.untyped_sans(it);
     }
     w.out
 }
@@ -248,6 +250,18 @@ impl Warnings<'_> {
                         it.name, r.id
                     ),
                     "add the route to a client's routes, or remove the route",
+                );
+            }
+        }
+    }
+
+    fn untyped_sans(&mut self, it: &Integration) {
+        for c in &it.clients {
+            if let Some(MtlsIdentity::San { san, typed: false }) = &c.mtls {
+                self.warn(
+                    c.line,
+                    format!("client '{}' of '{}': san is read as {san}", c.id, it.name),
+                    "write the SAN's type (dns:, uri: or email:) so no other kind of name can match it",
                 );
             }
         }

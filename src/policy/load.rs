@@ -1,6 +1,7 @@
 //! Loading policy files from disk.
 
 use super::{Policy, compile};
+use crate::config::read;
 use crate::diag::Diagnostic;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ impl PolicySet {
 
 /// Reads and compiles one policy file.
 pub fn load_file(file: &Path) -> Result<Policy, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let text = read::read_text(file, read::MAX_CONFIG_BYTES).map_err(|e| {
         vec![Diagnostic::error(
             file,
             0,

@@ -55,8 +55,72 @@ pub fn run_tests(policy: &Policy) -> (usize, Vec<TestFailure>) {
     (policy.tests.len(), failures)
 }
 
+/// Longest excerpt (bytes) of a value a failing test prints: a 50 MB `got` stays readable.
+const EXCERPT_CHARS: usize = 200;
+
+/// Where the outputs first differ, with short excerpts of both sides there.
 fn diff(want: &Value, got: &Value) -> String {
-    format!("output differs\n    expected: {want}\n    got:      {got}")
+    let (at, want, got) = first_difference(want, got, "$".to_string());
+    format!(
+        "output differs at {at}\n    expected: {}\n    got:      {}",
+        excerpt(want),
+        excerpt(got)
+    )
+}
+
+fn first_difference<'v>(
+    want: &'v Value,
+    got: &'v Value,
+    at: String,
+) -> (String, &'v Value, &'v Value) {
+    let inner = match (want, got) {
+        (Value::Object(w), Value::Object(g)) if w.len() == g.len() => w
+            .iter()
+            .find(|(k, v)| g.get(*k) != Some(*v))
+            .and_then(|(k, v)| Some((format!("[{}]", Value::String(k.clone())), v, g.get(k)?))),
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .position(|(a, b)| a != b)
+            .map(|i| (format!("[{i}]"), &w[i], &g[i])),
+        _ => None,
+    };
+    match inner {
+        Some((step, w, g)) => first_difference(w, g, at + &step),
+        None => (at, want, got),
+    }
+}
+
+/// The JSON text of `v`, serialised only up to [`EXCERPT_CHARS`] bytes.
+fn excerpt(v: &Value) -> String {
+    let mut out = Capped(Vec::with_capacity(EXCERPT_CHARS));
+    // The writer refuses bytes past the cap: the error only means "cut".
+    let cut = serde_json::to_writer(&mut out, v).is_err();
+    let text = String::from_utf8_lossy(&out.0);
+    if cut {
+        format!("{}…", text.trim_end_matches('\u{fffd}'))
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A buffer that takes at most [`EXCERPT_CHARS`] bytes.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = EXCERPT_CHARS - self.0.len();
+        if room == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let n = room.min(bytes.len());
+        self.0.extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs the embedded tests of every policy, in name order: how many ran,
@@ -78,4 +142,24 @@ pub fn run_all_tests(set: &PolicySet) -> (usize, Vec<Diagnostic>) {
         }));
     }
     (total, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_failing_test_names_the_first_difference_with_short_excerpts() {
+        let big = "x".repeat(1 << 20);
+        let want = json!({"a": 1, "b": [1, {"c": "ok"}]});
+        let got = json!({"a": 1, "b": [1, {"c": big}]});
+        let msg = diff(&want, &got);
+        assert!(
+            msg.starts_with("output differs at $[\"b\"][1][\"c\"]"),
+            "{msg}"
+        );
+        assert!(msg.len() < 2 * EXCERPT_CHARS + 100, "{} bytes", msg.len());
+        assert!(msg.contains("expected: \"ok\""), "{msg}");
+    }
 }

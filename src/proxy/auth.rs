@@ -12,7 +12,7 @@
 //! credential of one integration gives nothing on another.
 
 use super::error::{Kind, Refusal};
-use crate::config::{Client, Integration, MtlsIdentity};
+use crate::config::{Client, Integration, MtlsIdentity, San};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -82,10 +82,11 @@ pub struct Principal<'c> {
 /// Identity of a verified TLS client certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerCert {
-    /// Subject common name.
+    /// The subject common name, when the subject has exactly one and it decodes: a
+    /// certificate that could name two callers names none.
     pub subject_cn: Option<String>,
-    /// DNS and URI subject alternative names.
-    pub sans: Vec<String>,
+    /// DNS, URI and e-mail subject alternative names.
+    pub sans: Vec<San>,
 }
 
 /// An authentication failure: the refusal and the metric reason.
@@ -218,7 +219,7 @@ fn client_by_key<'c>(integration: &'c Integration, digest: &[u8; 32]) -> Option<
 fn client_by_cert<'c>(integration: &'c Integration, cert: &PeerCert) -> Option<&'c Client> {
     integration.clients.iter().find(|c| match &c.mtls {
         Some(MtlsIdentity::SubjectCn(cn)) => cert.subject_cn.as_deref() == Some(cn.as_str()),
-        Some(MtlsIdentity::San(san)) => cert.sans.iter().any(|s| s == san),
+        Some(MtlsIdentity::San { san, .. }) => cert.sans.iter().any(|s| san.matches(s)),
         None => false,
     })
 }

@@ -17,12 +17,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -52,12 +53,62 @@ pub struct ConnInfo {
     pub peer_cert: Option<PeerCert>,
     /// HTTP/1 framing verdicts: take one per request (see [`sniff`]).
     pub framing: Arc<Verdicts>,
+    /// Requests started and open, for the first-request and idle deadlines.
+    activity: Arc<Activity>,
     /// The tunnel to run once hyper has switched protocols.
     tunnel: TunnelSlot,
 }
 
 /// A tunnel: copies bytes between two upgraded connections until it ends.
 pub type Tunnel = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The requests of one connection: how many started, how many are open, and when the
+/// connection last went idle.
+#[derive(Debug)]
+struct Activity {
+    started: AtomicU64,
+    open: AtomicUsize,
+    /// Milliseconds from `epoch` to when the last open request ended.
+    idle_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            started: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Counts a request as open until the guard is dropped (answered or abandoned).
+    fn begin(self: &Arc<Self>) -> OpenRequest {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenRequest(self.clone())
+    }
+
+    /// How long the connection has had no open request; `None` while one is open.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(since))
+    }
+}
+
+struct OpenRequest(Arc<Activity>);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let now = self.0.epoch.elapsed().as_millis() as u64;
+        self.0.idle_since.store(now, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Holds the connection's tunnel from the handler's 101 until hyper has
 /// written it and handed over the connection.
@@ -98,6 +149,10 @@ pub struct ListenerOptions {
     pub header_read_timeout: Duration,
     /// Deadline for the TLS handshake.
     pub handshake_timeout: Duration,
+    /// A connection without open requests is closed (HTTP/2: GOAWAY) after this long.
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress for this long is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for ListenerOptions {
@@ -107,6 +162,8 @@ impl Default for ListenerOptions {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -170,6 +227,8 @@ async fn serve_shard<H, F>(
         acceptor: opts.tls.clone().map(TlsAcceptor::from),
         handshake_timeout: opts.handshake_timeout,
         first_request_timeout: opts.header_read_timeout,
+        idle_timeout: opts.idle_timeout,
+        write_timeout: opts.write_timeout,
         http: Protocols::new(&opts),
     });
     let graceful = GracefulShutdown::new();
@@ -199,6 +258,8 @@ struct Shared<H> {
     acceptor: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     first_request_timeout: Duration,
+    idle_timeout: Duration,
+    write_timeout: Duration,
     http: Protocols,
 }
 
@@ -279,6 +340,7 @@ async fn connection<H, F>(
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
+    let tcp = Stalled::new(tcp, shared.write_timeout);
     let framing = Arc::new(Verdicts::default());
     let info = |tls, peer_cert| ConnInfo {
         peer,
@@ -286,6 +348,7 @@ async fn connection<H, F>(
         tls,
         peer_cert,
         framing: framing.clone(),
+        activity: Arc::new(Activity::new()),
         tunnel: TunnelSlot::default(),
     };
     let Some(acceptor) = &shared.acceptor else {
@@ -308,10 +371,10 @@ async fn connection<H, F>(
 /// business, so they are logged at debug only.
 async fn handshake(
     acceptor: &TlsAcceptor,
-    tcp: TcpStream,
+    tcp: Stalled<TcpStream>,
     peer: SocketAddr,
     deadline: Duration,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<TlsStream<Stalled<TcpStream>>> {
     match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
@@ -338,34 +401,87 @@ async fn serve_http<H, F, I>(
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (peer, framing) = (info.peer, info.framing.clone());
+    let peer = info.peer;
+    let activity = info.activity.clone();
     let info = Arc::new(info);
     let handler = shared.handler.clone();
     let conn_info = info.clone();
     let service = hyper::service::service_fn(move |req| {
+        let open = conn_info.activity.begin();
         let response = handler(req, conn_info.clone());
-        async move { Ok::<_, Infallible>(response.await) }
+        async move {
+            let response = response.await;
+            drop(open);
+            Ok::<_, Infallible>(response)
+        }
     });
     let http = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    let mut conn = pin!(watcher.watch(http));
-    // hyper's header timer starts only once it knows the protocol; a peer
-    // that never sends a first request (or the h2 preface) is dropped here.
-    let ended = match tokio::time::timeout(shared.first_request_timeout, &mut conn).await {
-        Ok(ended) => ended,
-        Err(_) if !framing.opened() => {
-            tracing::debug!(%peer, "no request received in time; closing");
-            return;
-        }
-        Err(_) => conn.await,
-    };
-    if let Err(error) = ended {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+    // Held, not polled: the drain waits for every watcher to be dropped, and this task
+    // answers the shutdown itself (below), beside its own deadlines.
+    let _watcher = watcher;
+    let ended = run_until_done(shared, pin!(http), &activity, peer).await;
+    match ended {
+        Some(Err(error)) if stall::is_timeout(&*error) => tracing::info!(
+            %peer,
+            "the caller read nothing for {}s; connection closed",
+            shared.write_timeout.as_secs()
+        ),
+        Some(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
+        _ => {}
     }
     if let Some(tunnel) = info.tunnel.take() {
         let mut shutdown = shared.shutdown.clone();
         tokio::select! {
             () = tunnel => {}
             () = stopped(&mut shutdown) => tracing::debug!(%peer, "shutting down: tunnel closed"),
+        }
+    }
+}
+
+/// Drives a connection to its end, closing it on shutdown (HTTP/2: GOAWAY, then open
+/// streams finish), when no request has started within the first-request deadline
+/// (whatever the protocol: an h2 preface and SETTINGS are not a request), and when it has
+/// had no open request for the idle timeout. `None` when it was cut.
+async fn run_until_done<H, C: GracefulConnection>(
+    shared: &Shared<H>,
+    mut conn: Pin<&mut C>,
+    activity: &Activity,
+    peer: SocketAddr,
+) -> Option<Result<(), C::Error>> {
+    let mut shutdown = shared.shutdown.clone();
+    let started = Instant::now();
+    // Once closing, the connection has this long to finish on its own.
+    let mut closing: Option<Instant> = None;
+    loop {
+        let next = match closing {
+            Some(at) => at + shared.first_request_timeout,
+            None if activity.started.load(Ordering::Relaxed) == 0 => {
+                started + shared.first_request_timeout
+            }
+            None => {
+                Instant::now()
+                    + activity.idle_for().map_or(shared.idle_timeout, |idle| {
+                        shared.idle_timeout.saturating_sub(idle)
+                    })
+            }
+        };
+        tokio::select! {
+            ended = conn.as_mut() => return Some(ended),
+            () = stopped(&mut shutdown), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Instant::now());
+            }
+            () = tokio::time::sleep_until(next.into()) => {
+                if closing.is_some() || activity.started.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(%peer, "no request received in time, or did not close; cutting");
+                    return None;
+                }
+                if activity.idle_for().is_some_and(|idle| idle >= shared.idle_timeout) {
+                    tracing::debug!(%peer, "idle; closing");
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(Instant::now());
+                }
+            }
         }
     }
 }
@@ -400,5 +516,7 @@ fn log_failure(done: Result<(), tokio::task::JoinError>) {
 }
 
 pub mod shards;
+mod stall;
+use stall::Stalled;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod credential;
 pub mod decode;
 pub mod error;
 pub mod framing;
@@ -30,16 +31,12 @@ use crate::config::Config;
 use crate::metrics::{Meters, Metrics};
 use crate::signals::Signals;
 use client::UpstreamClient;
+use credential::Credential;
 use error::{Kind, Refusal};
 use http::HeaderValue;
 use route::Matched;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// How long a secret file's content is trusted before it is read again.
-const SECRET_REFRESH: Duration = Duration::from_secs(1);
 
 /// Everything a request needs, built once per configuration.
 pub struct Runtime {
@@ -55,7 +52,8 @@ pub struct Runtime {
     clients: Vec<Vec<UpstreamClient>>,
     /// HTTP/1.1-only clients, for integrations with an `upgrade` route.
     upgrade_clients: Vec<Option<UpstreamClient>>,
-    credentials: Vec<Mutex<Cached>>,
+    /// Injected credentials by integration.
+    credentials: Vec<Option<Credential>>,
     /// Each integration's most used metric series.
     meters: Vec<Meters>,
     /// Listener shards (fixed at start; reloads keep it).
@@ -64,12 +62,6 @@ pub struct Runtime {
     pub offload: Arc<offload::Offload>,
     id_prefix: u32,
     id_counter: AtomicU64,
-}
-
-/// A resolved injected credential and when it was read.
-struct Cached {
-    read_at: Option<Instant>,
-    value: Result<Option<HeaderValue>, String>,
 }
 
 /// Why the runtime cannot be built.
@@ -121,11 +113,11 @@ impl Runtime {
         let credentials = config
             .integrations
             .iter()
-            .map(|_| {
-                Mutex::new(Cached {
-                    read_at: None,
-                    value: Ok(None),
-                })
+            .map(|it| {
+                it.upstream
+                    .inject
+                    .as_ref()
+                    .map(|i| Credential::new(&i.value))
             })
             .collect();
         let meters = config
@@ -192,29 +184,15 @@ impl Runtime {
         self.upgrade_clients[matched.index].as_ref()
     }
 
-    /// The injected credential, re-read from its files at most once a second
-    /// so rotated secrets are picked up without a restart. A secret that
-    /// cannot be read refuses the crossing rather than sending it without.
+    /// The injected credential (see [`credential`]). A secret that cannot be read
+    /// refuses the crossing rather than sending it without.
     pub fn credential(&self, matched: &Matched<'_>) -> Result<Option<HeaderValue>, Refusal> {
-        let Some(inject) = &matched.integration.upstream.inject else {
+        let Some(Some(credential)) = self.credentials.get(matched.index) else {
             return Ok(None);
         };
-        let unavailable = |why: &str| Refusal::new(Kind::CredentialUnavailable, why.to_string());
-        let mut cached = self.credentials[matched.index]
-            .lock()
-            .map_err(|_| unavailable("credential cache poisoned"))?;
-        if cached.read_at.is_none_or(|t| t.elapsed() >= SECRET_REFRESH) {
-            cached.value = inject
-                .value
-                .resolve()
-                .map_err(|e| e.to_string())
-                .and_then(|v| {
-                    HeaderValue::from_str(&v)
-                        .map(Some)
-                        .map_err(|_| "credential is not a valid header value".into())
-                });
-            cached.read_at = Some(Instant::now());
-        }
-        cached.value.clone().map_err(|why| unavailable(&why))
+        credential
+            .current()
+            .map(Some)
+            .map_err(|why| Refusal::new(Kind::CredentialUnavailable, why))
     }
 }

@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::watch;
 
+/// How long a reload may take to read and build the configuration.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often watched files are checked.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -63,20 +66,29 @@ pub fn watch(
 /// Loads, validates and swaps; on failure keeps the running snapshot.
 pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) {
     let current = shared.load_full();
-    let result = config::load(config_path)
-        .map_err(|d| d.to_string())
-        .and_then(|c| {
-            let c = Arc::new(c);
-            Runtime::new(
-                c,
-                current.auditor.clone(),
-                current.metrics.clone(),
-                current.signals.clone(),
-                current.shards(),
-                current.offload.clone(),
-            )
-            .map_err(|e| e.to_string())
-        });
+    // Files are read on a blocking thread: a slow or stuck filesystem delays the reload,
+    // never the admin listener, signals or other tasks of this runtime.
+    let (path, base) = (config_path.to_owned(), current.clone());
+    let build = tokio::task::spawn_blocking(move || {
+        let c = Arc::new(config::load(&path).map_err(|d| d.to_string())?);
+        Runtime::new(
+            c,
+            base.auditor.clone(),
+            base.metrics.clone(),
+            base.signals.clone(),
+            base.shards(),
+            base.offload.clone(),
+        )
+        .map_err(|e| e.to_string())
+    });
+    let result = match tokio::time::timeout(LOAD_TIMEOUT, build).await {
+        Ok(Ok(built)) => built,
+        Ok(Err(_)) => Err("building the configuration failed unexpectedly".to_string()),
+        Err(_) => Err(format!(
+            "reading the configuration took over {}s",
+            LOAD_TIMEOUT.as_secs()
+        )),
+    };
     let event = Event::new("reload", None).with("trigger", trigger);
     match result {
         Ok(rt) => {

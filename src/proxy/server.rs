@@ -110,9 +110,14 @@ pub async fn serve(
             .map(|l| local_addr(l, config.listen)),
         audit_on_stdout: config.audit.sink == config::AuditSink::Stdout,
     };
+    let limits = &config.limits;
     let opts = ListenerOptions {
         tls: config.tls.as_ref().map(tls::server_config).transpose()?,
-        ..ListenerOptions::default()
+        max_connections: limits.max_connections,
+        header_read_timeout: limits.header_timeout,
+        handshake_timeout: limits.header_timeout,
+        idle_timeout: limits.idle_timeout,
+        write_timeout: limits.write_timeout,
     };
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));

@@ -79,8 +79,8 @@ impl Verdicts {
     }
 
     /// Whether the peer has sent a whole request head or the HTTP/2 preface
-    /// (or something the sniffer gave up on). Lets the listener close
-    /// connections that never start, a phase no hyper timer covers.
+    /// (or something the sniffer gave up on).
+    #[cfg(test)]
     pub(crate) fn opened(&self) -> bool {
         self.lock().opened
     }

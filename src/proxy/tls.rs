@@ -6,6 +6,7 @@
 //! on which provider happens to be installed process-wide.
 
 use super::auth::PeerCert;
+use crate::config::{San, read};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
@@ -13,7 +14,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use x509_parser::asn1_rs::Tag;
 use x509_parser::extensions::GeneralName;
+use x509_parser::x509::AttributeTypeAndValue;
 
 /// ALPN protocols the listener offers, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -27,7 +30,7 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: read::ReadError,
     },
     /// The file is not valid PEM.
     #[error("{}: invalid PEM: {source}", .path.display())]
@@ -122,14 +125,16 @@ pub fn peer_cert(conn: &ServerConnection) -> Option<PeerCert> {
     identity(leaf)
 }
 
-/// Subject CN and DNS/URI subject alternative names of a DER certificate.
+/// Subject CN and DNS/URI/e-mail subject alternative names of a DER certificate.
 fn identity(der: &[u8]) -> Option<PeerCert> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let subject_cn = cert
-        .subject()
-        .iter_common_name()
-        .find_map(|cn| cn.as_str().ok())
-        .map(str::to_owned);
+    // Tools that read "the" CN differently (first, last, first decodable) must not
+    // disagree about who calls: only a single CN that decodes names anyone.
+    let mut cns = cert.subject().iter_common_name();
+    let subject_cn = match (cns.next(), cns.next()) {
+        (Some(cn), None) => decode_cn(cn),
+        _ => None,
+    };
     // A malformed or duplicated SAN extension yields no SANs, so no SAN match.
     let sans = match cert.subject_alternative_name() {
         Ok(Some(ext)) => ext
@@ -143,9 +148,29 @@ fn identity(der: &[u8]) -> Option<PeerCert> {
     Some(PeerCert { subject_cn, sans })
 }
 
-fn san_text(name: &GeneralName<'_>) -> Option<String> {
+/// A CN in any of the string types CAs use, BMPString (UCS-2) included.
+fn decode_cn(cn: &AttributeTypeAndValue<'_>) -> Option<String> {
+    if let Ok(s) = cn.as_str() {
+        return Some(s.to_owned());
+    }
+    let value = cn.attr_value();
+    if value.tag() != Tag::BmpString || value.data.len() % 2 != 0 {
+        return None;
+    }
+    let units = value
+        .data
+        .chunks_exact(2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .ok()
+}
+
+fn san_text(name: &GeneralName<'_>) -> Option<San> {
     match name {
-        GeneralName::DNSName(s) | GeneralName::URI(s) => Some((*s).to_owned()),
+        GeneralName::DNSName(s) => Some(San::Dns((*s).to_owned())),
+        GeneralName::URI(s) => Some(San::Uri((*s).to_owned())),
+        GeneralName::RFC822Name(s) => Some(San::Email((*s).to_owned())),
         _ => None,
     }
 }
@@ -198,7 +223,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    read::read_bytes(path, read::MAX_PEM_BYTES).map_err(|source| TlsError::Read {
         path: path.to_owned(),
         source,
     })
@@ -208,7 +233,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 mod tests {
     use super::*;
     use crate::config::TlsFiles;
-    use rcgen::{CertificateParams, CertifiedKey, DnType, KeyPair, SanType};
+    use rcgen::{CertificateParams, CertifiedKey, DnType, DnValue, KeyPair, SanType};
 
     fn self_signed(cn: &str, sans: Vec<SanType>) -> CertifiedKey<KeyPair> {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -326,10 +351,33 @@ mod tests {
         assert_eq!(
             got.sans,
             vec![
-                "spiffe://corp/servicenow".to_string(),
-                "sn.corp.example".to_string()
+                San::Uri("spiffe://corp/servicenow".into()),
+                San::Dns("sn.corp.example".into())
             ]
         );
         assert_eq!(identity(b"not a certificate"), None);
+    }
+
+    /// The CN customs reads from a subject with these CNs (at most two: the DN is a map,
+    /// so the second goes in under the CN's OID written as a custom type).
+    fn with_cns(cns: Vec<DnValue>) -> Option<String> {
+        let mut params = CertificateParams::default();
+        let types = [DnType::CommonName, DnType::CustomDnType(vec![2, 5, 4, 3])];
+        for (ty, cn) in types.into_iter().zip(cns) {
+            params.distinguished_name.push(ty, cn);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        identity(cert.der()).expect("parse").subject_cn
+    }
+
+    #[test]
+    fn a_subject_with_two_cns_names_nobody_and_a_bmp_cn_decodes() {
+        let utf8 = |s: &str| DnValue::Utf8String(s.into());
+        assert_eq!(with_cns(vec![utf8("svc-a")]), Some("svc-a".into()));
+        let bmp = DnValue::BmpString("svc-ü".try_into().expect("bmp"));
+        assert_eq!(with_cns(vec![bmp.clone()]), Some("svc-ü".into()));
+        assert_eq!(with_cns(vec![bmp, utf8("svc-a")]), None);
+        assert_eq!(with_cns(vec![utf8("svc-a"), utf8("svc-b")]), None);
     }
 }

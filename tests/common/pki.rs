@@ -86,6 +86,12 @@ impl Pki {
         self.issue(&p)
     }
 
+    /// A client certificate with the subject and SANs of `p`, issued by this CA.
+    pub fn client_cert_from(&self, mut p: CertificateParams) -> (String, String) {
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(&p)
+    }
+
     /// A client certificate named `cn`, issued by a fresh, unrelated CA.
     pub fn other_ca_client_cert(&self, cn: &str) -> (String, String) {
         Pki::named("unrelated CA").client_cert(cn, None)

@@ -159,7 +159,11 @@ async fn echo(req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<Full<Byte
         req.version(),
         conn.tls,
         cert.subject_cn.unwrap_or_default(),
-        cert.sans.join(",")
+        cert.sans
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     );
     Response::new(Full::new(Bytes::from(body)))
 }
@@ -264,7 +268,7 @@ async fn mtls_identity_reaches_the_handler() {
     let body = get(stream, true).await.expect("GET");
     assert_eq!(
         body,
-        "HTTP/2.0 tls=true cn=servicenow-dr sans=spiffe://corp/servicenow"
+        "HTTP/2.0 tls=true cn=servicenow-dr sans=uri:spiffe://corp/servicenow"
     );
 
     // A certificate stays optional: API-key callers connect without one.
