@@ -14,21 +14,26 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 UID_GID=65532:65532
 ENTRYPOINT=/usr/local/bin/customs
 
+# apt_install PACKAGE: from Debian, refreshing the package lists if needed.
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$1" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq "$1" >/dev/null 2>&1; }
+}
+
 # musl gives a fully static binary; where the musl target cannot be added,
 # a glibc static build (crt-static) is the fallback.
 binary() {
   local out="$1" target=x86_64-unknown-linux-musl
-  if rustup target list --installed 2>/dev/null | grep -qx "$target" \
-     || rustup target add "$target" >/dev/null 2>&1; then
-    if ! command -v musl-gcc >/dev/null 2>&1; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null 2>&1 \
-        || { echo "musl-tools missing (C code of ring/mimalloc needs musl-gcc)" >&2; exit 1; }
-    fi
+  if { rustup target list --installed 2>/dev/null | grep -qx "$target" \
+        || rustup target add "$target" >/dev/null 2>&1; } \
+     && { command -v musl-gcc >/dev/null 2>&1 || apt_install musl-tools; }; then
+    # musl-gcc builds the C code of ring and mimalloc.
     echo "building the static release binary ($target)"
     (cd "$ROOT" && cargo build --release --locked --target "$target")
   else
     target=x86_64-unknown-linux-gnu
-    echo "musl target unavailable: building a static glibc binary (crt-static)"
+    echo "musl target or musl-gcc unavailable: building a static glibc binary (crt-static)"
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
       cargo build --release --locked --target "$target")
   fi
@@ -46,7 +51,7 @@ binary() {
 rootfs() {
   local dir="$1" bin="$2"
   local ca=/etc/ssl/certs/ca-certificates.crt
-  [ -s "$ca" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null 2>&1
+  [ -s "$ca" ] || apt_install ca-certificates
   install -D -m 0755 "$bin" "$dir$ENTRYPOINT"
   install -D -m 0644 "$ca" "$dir$ca"
   install -D -m 0644 "$ROOT/deploy/image/passwd" "$dir/etc/passwd"
@@ -59,7 +64,7 @@ rootfs() {
 
 image() {
   local layout="$1" bin="${2:-}"
-  command -v umoci >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci >/dev/null 2>&1
+  command -v umoci >/dev/null 2>&1 || apt_install umoci
   if [ -z "$bin" ]; then bin="$ROOT/target/deploy-checks/customs"; [ -x "$bin" ] || binary "$bin"; fi
   local bundle; bundle="$(mktemp -d)"
   trap 'rm -rf "$bundle"' RETURN
