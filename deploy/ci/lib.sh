@@ -47,8 +47,8 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 # wait_for CMD...: polls CMD up to 30 s (bounded), for readiness signals.
 wait_for() {
-  local i
-  for i in $(seq 1 300); do
+  local _
+  for _ in $(seq 1 300); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -80,5 +80,5 @@ cleanup() {
 trap cleanup EXIT
 
 # The demo key, published on purpose (README).
-DEMO_KEY='cst_demo_public_key_replace_me'
+export DEMO_KEY='cst_demo_public_key_replace_me'
 random_hex() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
