@@ -3,6 +3,7 @@
 
 use super::detect::{Detector, Redactor};
 use super::file::{NameRulesFile, PolicyFile, RuleFile, TestFile, UnknownFields};
+use super::headers::{HeaderRedact, HeaderRulesFile};
 use super::names::{Glob, NameFilter};
 use super::path::Selector;
 use super::transform::Mask;
@@ -85,7 +86,8 @@ impl Cx<'_> {
             allow,
             stages: super::stages(&rules),
             rules,
-            headers: self.name_rules(raw.headers, "headers"),
+            header_redact: self.header_redact(raw.headers.as_ref()),
+            headers: self.header_names(raw.headers),
             query: self.name_rules(raw.query, "query"),
             tests: raw
                 .tests
@@ -336,18 +338,77 @@ impl Cx<'_> {
         let Some(raw) = raw else {
             return NameFilter::KeepAll;
         };
+        let line = raw.referenced.line();
+        self.name_filter(line, raw.value.drop, raw.value.allow, what)
+    }
+
+    fn header_names(&mut self, raw: Option<Spanned<HeaderRulesFile>>) -> NameFilter {
+        let Some(raw) = raw else {
+            return NameFilter::KeepAll;
+        };
+        let line = raw.referenced.line();
+        self.name_filter(line, raw.value.drop, raw.value.allow, "headers")
+    }
+
+    fn name_filter(
+        &mut self,
+        line: u64,
+        drop: Option<Vec<String>>,
+        allow: Option<Vec<String>>,
+        what: &str,
+    ) -> NameFilter {
         let globs = |list: &[String]| list.iter().map(|g| Glob::new(g)).collect();
-        match (&raw.value.drop, &raw.value.allow) {
+        match (&drop, &allow) {
             (Some(d), None) => NameFilter::Drop(globs(d)),
             (None, Some(a)) => NameFilter::Allow(globs(a)),
             (None, None) => NameFilter::KeepAll,
             (Some(_), Some(_)) => {
                 self.error(
-                    raw.referenced.line(),
+                    line,
                     format!("{what}: has both drop and allow"),
                     "use drop: for a deny-list or allow: for an allow-list, not both",
                 );
                 NameFilter::KeepAll
+            }
+        }
+    }
+
+    /// `headers.redact` and its `detectors` (every built-in one by default).
+    fn header_redact(&mut self, raw: Option<&Spanned<HeaderRulesFile>>) -> Option<HeaderRedact> {
+        let raw = raw?;
+        let line = raw.referenced.line();
+        let (names, detectors) = match (&raw.value.redact, &raw.value.detectors) {
+            (None, None) => return None,
+            (None, Some(_)) => {
+                self.error(
+                    line,
+                    "headers: detectors without redact".into(),
+                    "list the headers whose values the detectors scan, e.g. redact: [location, set-cookie]",
+                );
+                return None;
+            }
+            (Some(names), detectors) => (names, detectors),
+        };
+        if names.is_empty() {
+            self.error(
+                line,
+                "headers: redact lists no header".into(),
+                "name the headers to scan, e.g. redact: [location, set-cookie, x-debug-*]",
+            );
+            return None;
+        }
+        let detectors: Vec<Detector> = match detectors {
+            Some(list) => list.iter().filter_map(|d| self.detector(d)).collect(),
+            None => Detector::ALL.to_vec(),
+        };
+        match Redactor::new(&detectors, &[]) {
+            Ok(redactor) => Some(HeaderRedact {
+                names: names.iter().map(|g| Glob::new(g)).collect(),
+                redactor,
+            }),
+            Err(e) => {
+                self.error(line, format!("headers: {e}"), "use built-in detectors");
+                None
             }
         }
     }

@@ -71,7 +71,7 @@ pub struct PolicyFile {
     pub body: BodyFile,
     /// Header rules.
     #[serde(default)]
-    pub headers: Option<Spanned<NameRulesFile>>,
+    pub headers: Option<Spanned<super::headers::HeaderRulesFile>>,
     /// Query-parameter rules.
     #[serde(default)]
     pub query: Option<Spanned<NameRulesFile>>,

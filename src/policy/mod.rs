@@ -9,6 +9,7 @@ mod compile;
 pub mod detect;
 pub mod document;
 pub mod file;
+pub mod headers;
 mod load;
 pub mod names;
 pub mod path;
@@ -51,6 +52,8 @@ pub struct Policy {
     pub stages: Vec<Stage>,
     /// Header rules.
     pub headers: NameFilter,
+    /// Header values redacted by detectors.
+    pub header_redact: Option<headers::HeaderRedact>,
     /// Query-parameter rules.
     pub query: NameFilter,
     /// Embedded tests.
