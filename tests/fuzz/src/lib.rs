@@ -1,0 +1,73 @@
+//! Shared by the fuzz targets: the policies they run and a scratch directory.
+
+use customs::policy::{self, Policy};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A policy that exercises what the repository's policies do not: an
+/// allow-list, `embedded_json: refuse`, filters, drops, header allow-lists
+/// and query rules.
+const EXTRA: &str = r##"
+policy: fuzz-extra
+body:
+  allow: ['$.items[*].id', '$.items[*].meta..*', '$.next', '$.keep']
+  unknown_fields: drop
+  embedded_json: refuse
+  rules:
+    - { id: no-secret, refuse: [$..password] }
+    - { id: cut, drop: ['$.items[0:2]', '$.keep[-1]'] }
+    - { id: big, replace: ['$.items[?@.id > 10].meta'], with: {"x": [1, null]} }
+    - { id: card, mask: [$..card_number], keep_first: 2, keep_last: 2, char: "#" }
+    - { id: who, hash: ['$.items[*].meta.email'] }
+    - { id: text, redact: ['$..note'], patterns: { ticket: "T-[0-9]{3}" } }
+    - { id: backstop, redact: [] }
+headers:
+  allow: [content-type, accept, x-keep-*, location]
+  redact: [location, x-keep-*]
+query: { drop: [debug, 'tr*'] }
+"##;
+
+/// The repository's policies plus [`EXTRA`], compiled once.
+pub fn policies() -> &'static [Policy] {
+    static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
+    POLICIES.get_or_init(|| {
+        let sources = [
+            (
+                "payment-data.yaml",
+                include_str!("../../../policies/payment-data.yaml"),
+            ),
+            (
+                "hr-records.yaml",
+                include_str!("../../../policies/hr-records.yaml"),
+            ),
+            (
+                "incident-inbound.yaml",
+                include_str!("../../../policies/incident-inbound.yaml"),
+            ),
+            (
+                "incident-outbound.yaml",
+                include_str!("../../../policies/incident-outbound.yaml"),
+            ),
+            ("fuzz-extra.yaml", EXTRA),
+        ];
+        sources
+            .iter()
+            .map(
+                |(name, text)| match policy::compile(Path::new(name), text) {
+                    Ok(p) => p,
+                    Err(diags) => panic!("{name} does not compile: {diags:?}"),
+                },
+            )
+            .collect()
+    })
+}
+
+/// A directory of this process's own under the system temp dir, created once.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("customs-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    })
+}
