@@ -2,13 +2,23 @@
 //!
 //! Invariants: nothing panics; a document the parser accepts re-serialises to
 //! one it accepts again, unchanged; what a policy lets cross is strict JSON
-//! (NDJSON: every line), and a blocked crossing carries no bytes.
+//! (NDJSON: every line), a blocked crossing carries no bytes, and no key a
+//! `refuse` rule names (`$..cvv`, in any letter case) is in what crosses.
 #![no_main]
 
 use customs::json::{self, Bounds};
 use customs::policy::document::{Format, apply_bytes};
 use customs::policy::{Apply, transform::HashKey};
 use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+/// The names each policy's `refuse: [$..name]` rules name.
+const REFUSED: [(&str, &[&str]); 4] = [
+    ("payment-data", &["cvv", "cvc"]),
+    ("hr-records", &["diagnosis", "medical_notes"]),
+    ("incident-outbound", &["password"]),
+    ("fuzz-extra", &["password"]),
+];
 
 const BOUNDS: Bounds = Bounds {
     depth: 64,
@@ -39,11 +49,36 @@ fuzz_target!(|data: &[u8]| {
         }
         match format {
             Format::Json => {
-                json::parse_bounded(&applied.bytes, BOUNDS).expect("output is strict JSON");
+                let out =
+                    json::parse_bounded(&applied.bytes, BOUNDS).expect("output is strict JSON");
+                assert_no_refused_key(&policy.name, &out);
             }
             Format::Ndjson => {
-                json::parse_ndjson(&applied.bytes, BOUNDS).expect("output is strict NDJSON");
+                let docs =
+                    json::parse_ndjson(&applied.bytes, BOUNDS).expect("output is strict NDJSON");
+                docs.iter()
+                    .for_each(|doc| assert_no_refused_key(&policy.name, doc));
             }
         }
     }
 });
+
+fn assert_no_refused_key(policy: &str, doc: &Value) {
+    let Some((_, names)) = REFUSED.iter().find(|(name, _)| *name == policy) else {
+        return;
+    };
+    match doc {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let key = key.to_ascii_lowercase();
+                assert!(
+                    !names.contains(&key.as_str()),
+                    "{policy}: a refused key crossed"
+                );
+                assert_no_refused_key(policy, value);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| assert_no_refused_key(policy, v)),
+        _ => {}
+    }
+}
