@@ -4,10 +4,11 @@
 
 use crate::audit::Auditor;
 use crate::audit::record::{Crossing, Direction};
-use crate::config::Config;
+use crate::config::{Config, Route};
 use crate::policy::{PolicySet, UnknownFields};
 use crate::proxy::auth::FailReason;
 use crate::proxy::offload::PoolMeters;
+use crate::signals;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
@@ -48,6 +49,9 @@ pub struct Metrics {
     upstream_auth_failures: IntCounterVec,
     /// Reloads by result.
     pub reloads: IntCounterVec,
+    /// Connections and streams the HTTP layer refused before a request
+    /// reached customs, by [`ProtocolError`].
+    pub protocol_errors: IntCounterVec,
     /// Audit records written (caught up from the log at each scrape).
     audit_records: IntCounter,
     /// Audit records that could not be written, failed syncs included.
@@ -182,6 +186,12 @@ impl Metrics {
                 "Configuration reloads by result.",
                 &["result"],
             )?,
+            protocol_errors: counter(
+                &r,
+                "customs_protocol_errors_total",
+                "Connections or streams refused by the HTTP layer before a request reached customs (malformed or oversized heads, timeouts, HTTP/2 protocol errors, failed TLS handshakes).",
+                &["reason"],
+            )?,
             audit_records: registered(
                 &r,
                 IntCounter::new("customs_audit_records_total", "Audit records written.")?,
@@ -216,8 +226,50 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Sets the expiry gauges (on start and on every reload).
+    /// Sets the expiry gauges and exports the series the config makes known
+    /// at 0 (on start and on every reload), so that `rate()` and absence
+    /// alerts work before the first increment.
     pub fn set_expiries(&self, config: &Config) {
+        self.known_series(config);
+        self.expiries(config);
+    }
+
+    fn known_series(&self, config: &Config) {
+        for result in ["ok", "error"] {
+            self.reloads.with_label_values(&[result]);
+        }
+        for reason in ProtocolError::ALL {
+            self.protocol_errors.with_label_values(&[reason.as_str()]);
+        }
+        for it in &config.integrations {
+            let name = it.name.as_str();
+            for reason in FailReason::ALL {
+                self.auth_failures
+                    .with_label_values(&[name, reason.as_str()]);
+            }
+            for kind in signals::KINDS {
+                self.anomalies.with_label_values(&[name, kind]);
+            }
+            if it.upstream.inject.is_some() {
+                self.upstream_auth_failures.with_label_values(&[name]);
+            }
+            let governed = |side: fn(&Route) -> bool| it.routes.iter().any(side);
+            if governed(|r| r.request.is_some()) {
+                self.refusals
+                    .with_label_values(&[name, "request", "policy_refused"]);
+            }
+            if governed(|r| r.response.is_some()) {
+                self.refusals
+                    .with_label_values(&[name, "response", "response_refused"]);
+            }
+            for route in &it.routes {
+                self.requests
+                    .with_label_values(&[name, &route.id, "forwarded"]);
+            }
+        }
+    }
+
+    fn expiries(&self, config: &Config) {
         // Series of integrations and credentials a reload removed go; the
         // last use of those it kept stays.
         let kept: Vec<([&str; 2], f64)> = config
@@ -389,6 +441,16 @@ impl Metrics {
                 .iter()
                 .find(|r| &r.id == rule_id)
                 .map_or(unknown, |r| r.action.name());
+            // customs' own rewrites: an echoed credential, header values.
+            let own = [
+                crate::proxy::echo::CREDENTIAL_ECHO,
+                crate::proxy::headers::HEADER_REDACT,
+            ];
+            let action = if own.contains(&rule_id.as_str()) {
+                "redact"
+            } else {
+                action
+            };
             self.actions
                 .with_label_values(&[integration, &policy.name, rule_id, action])
                 .inc_by(*n);
@@ -418,6 +480,56 @@ impl Metrics {
         // Encoding our own registry into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Why the HTTP layer refused a connection or stream before customs saw a
+/// request (label `reason` of `customs_protocol_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Malformed request line or header (400).
+    Malformed,
+    /// Request head over the size limit (431).
+    HeadTooLarge,
+    /// Request head not received within the header timeout.
+    HeadTimeout,
+    /// The peer closed the connection in the middle of a request.
+    Incomplete,
+    /// An HTTP/2 connection ended by a protocol error.
+    Http2,
+    /// A connection that sent no request within the timeout.
+    NoRequest,
+    /// A TLS handshake that failed or timed out.
+    TlsHandshake,
+    /// Any other error that ended a connection.
+    Other,
+}
+
+impl ProtocolError {
+    /// Every reason, exported at 0 from the start.
+    pub const ALL: [ProtocolError; 8] = [
+        ProtocolError::Malformed,
+        ProtocolError::HeadTooLarge,
+        ProtocolError::HeadTimeout,
+        ProtocolError::Incomplete,
+        ProtocolError::Http2,
+        ProtocolError::NoRequest,
+        ProtocolError::TlsHandshake,
+        ProtocolError::Other,
+    ];
+
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolError::Malformed => "malformed",
+            ProtocolError::HeadTooLarge => "head_too_large",
+            ProtocolError::HeadTimeout => "head_timeout",
+            ProtocolError::Incomplete => "incomplete",
+            ProtocolError::Http2 => "http2",
+            ProtocolError::NoRequest => "no_request",
+            ProtocolError::TlsHandshake => "tls_handshake",
+            ProtocolError::Other => "other",
+        }
     }
 }
 

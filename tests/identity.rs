@@ -10,7 +10,7 @@ mod common;
 use common::*;
 
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -563,7 +563,8 @@ fn mtls_identities_by_subject_cn_and_spiffe_san() {
     assert_no_leaks(&proxy);
 }
 
-/// One request of the rotation loop: `Ok` only for a 200.
+/// One request of the rotation loop, numbered `n` in its path: `Ok` only
+/// for a 200.
 fn one(url: &str, n: usize) -> Result<(), String> {
     let path = format!("/acme/items/{n}");
     match request(&Via::H1, url, "GET", &path, &[("x-api-key", NEW_KEY)], b"") {
@@ -596,16 +597,19 @@ fn a_rotated_secret_file_is_picked_up_without_failing_a_request() {
     let url = proxy.url();
     let limit = Duration::from_secs(15);
 
-    // Two callers keep requests flowing for the whole rotation.
+    // Two callers keep requests flowing for the whole rotation. Each request
+    // takes a number when it is issued and carries it in its path, so the
+    // test can tell which requests started after the switch was seen.
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, results) = mpsc::channel::<Result<(), String>>();
+    let issued = Arc::new(AtomicUsize::new(0));
+    let (tx, results) = mpsc::channel::<(usize, Result<(), String>)>();
     let workers: Vec<_> = (0..2)
-        .map(|w| {
-            let (stop, tx, url) = (stop.clone(), tx.clone(), url.clone());
+        .map(|_| {
+            let (stop, issued, tx, url) = (stop.clone(), issued.clone(), tx.clone(), url.clone());
             std::thread::spawn(move || {
-                for n in 0..100_000 {
-                    if stop.load(Ordering::Relaxed) || tx.send(one(&url, w * 100_000 + n)).is_err()
-                    {
+                for _ in 0..100_000 {
+                    let n = issued.fetch_add(1, Ordering::SeqCst);
+                    if stop.load(Ordering::SeqCst) || tx.send((n, one(&url, n))).is_err() {
                         break;
                     }
                 }
@@ -632,28 +636,42 @@ fn a_rotated_secret_file_is_picked_up_without_failing_a_request() {
         );
         outcomes.push(next());
     }
-    for _ in 0..20 {
-        outcomes.push(next());
+    // Every request issued from here on must carry the new token.
+    let switch = issued.load(Ordering::SeqCst);
+    let mut after = 0;
+    while after < 20 {
+        let outcome = next();
+        after += usize::from(outcome.0 >= switch);
+        outcomes.push(outcome);
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::SeqCst);
     outcomes.extend(results.iter());
     for w in workers {
         w.join().expect("worker");
     }
-    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.1.as_ref().err()).collect();
     assert!(
         failed.is_empty(),
         "{} of {} requests failed: {failed:?}",
         failed.len(),
         outcomes.len()
     );
-    let seen = tokens_seen(&up);
     let old = format!("Bearer {TOKEN_1}");
-    assert!(seen.iter().all(|t| *t == old || *t == want), "{seen:?}");
+    let by_number: Vec<(usize, String)> = up
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            let n = r.uri.strip_prefix("/items/")?.parse().ok()?;
+            Some((n, r.header_all("authorization").join(" | ")))
+        })
+        .collect();
     assert!(
-        seen[seen.len() - 10..].iter().all(|t| *t == want),
-        "{seen:?}"
+        by_number.iter().all(|(_, t)| *t == old || *t == want),
+        "{by_number:?}"
     );
+    let late: Vec<_> = by_number.iter().filter(|(n, _)| *n >= switch).collect();
+    assert!(late.len() >= 20, "{} requests after the switch", late.len());
+    assert!(late.iter().all(|(_, t)| *t == want), "{late:?}");
 
     // Deleted mid-run: refused with 503 until it is back, never sent without.
     std::fs::remove_file(proxy.dir().join("secrets/acme-token")).expect("delete secret");
@@ -737,4 +755,54 @@ fn a_header_allow_list_never_strips_the_injected_credential() {
         [format!("Bearer {TOKEN_1}")]
     );
     assert!(seen.header("x-request-id").is_some());
+}
+
+/// A secret rewritten in place in two writes (as `scp` or NFS do) is never
+/// sent half-written: the data path keeps the token it read until the file
+/// has settled, like the reload watcher.
+#[test]
+fn a_secret_written_in_two_steps_is_never_sent_half_written() {
+    let up = Upstream::json(200, r#"{"ok":true}"#);
+    let proxy = start(&up);
+    let get = || {
+        send(
+            &proxy.url(),
+            "GET",
+            "/acme/items/1",
+            &[("x-api-key", NEW_KEY)],
+            b"",
+        )
+    };
+    assert_eq!(get().status, 200);
+    let (half, rest) = TOKEN_2.split_at(10);
+    proxy.write_in_place("secrets/acme-token", half);
+    let seen = |l: &str| l.contains("changed in place") || l.contains("Configuration reloaded");
+    assert!(
+        proxy.wait_logs(Duration::from_secs(10), seen),
+        "{}",
+        proxy.logs()
+    );
+    // Time itself is under test: past the data path's 1 s re-read, well
+    // inside the 5 s settle time.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get().status, 200);
+    assert_eq!(
+        up.last().header("authorization"),
+        Some(format!("Bearer {TOKEN_1}").as_str()),
+        "the half-written token was sent"
+    );
+    proxy.write_in_place("secrets/acme-token", &format!("{half}{rest}\n"));
+    let want = format!("Bearer {TOKEN_2}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.last().header("authorization") != Some(want.as_str()) {
+        assert!(Instant::now() < deadline, "the new token was never sent");
+        assert_eq!(get().status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let partial = format!("Bearer {half}");
+    assert!(
+        tokens_seen(&up).iter().all(|t| *t != partial),
+        "{:?}",
+        tokens_seen(&up)
+    );
 }

@@ -32,6 +32,9 @@ pub struct ConfigFile {
     /// Monitoring signals (thresholds of `volume_anomaly`, `idle_integration`, …).
     #[serde(default)]
     pub signals: SignalsFile,
+    /// How file changes are picked up.
+    #[serde(default)]
+    pub reload: ReloadFile,
     /// The integration inventory.
     #[serde(default)]
     pub integrations: Vec<Spanned<IntegrationFile>>,
@@ -162,6 +165,18 @@ pub struct LimitsFile {
     /// How long a write to a caller may make no progress.
     #[serde(default)]
     pub write_timeout: Option<Spanned<Span>>,
+    /// Most header fields in an upstream response head.
+    #[serde(default)]
+    pub max_response_headers: Option<Spanned<usize>>,
+}
+
+/// `reload:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadFile {
+    /// Quiet time after an in-place write before the files are loaded.
+    #[serde(default)]
+    pub settle: Option<Spanned<Span>>,
 }
 
 /// `secrets:`.

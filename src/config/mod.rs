@@ -36,6 +36,13 @@ const MAX_WORKERS: usize = 1024;
 pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
 /// Default idle limit of an upgraded connection (nginx's `proxy_read_timeout`).
 pub const DEFAULT_TUNNEL_IDLE: Duration = Duration::from_secs(60);
+/// Default `limits.max_response_headers` (hyper's own default).
+pub const DEFAULT_RESPONSE_HEADERS: usize = 100;
+/// Most `limits.max_response_headers`.
+const MAX_RESPONSE_HEADERS: usize = 10_000;
+/// Default `reload.settle`: longer than the pauses between the writes of
+/// `scp`, NFS clients and configuration management tools.
+pub const DEFAULT_RELOAD_SETTLE: Duration = Duration::from_secs(5);
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -65,6 +72,9 @@ pub struct Config {
     /// Files and folders whose change triggers a reload: the config, the
     /// policies folder and every referenced secret file.
     pub watched: Vec<PathBuf>,
+    /// How long watched files must stay unchanged after an in-place write
+    /// before they are loaded (`reload.settle`).
+    pub reload_settle: Duration,
 }
 
 /// Listener certificate files.
@@ -149,6 +159,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Most header fields in an upstream response head.
+    pub max_response_headers: usize,
     /// Most connections open at once on the proxy listener (read at start).
     pub max_connections: usize,
     /// Deadline for a request head and for a new connection's first request (read at start).
@@ -173,6 +185,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
+            max_response_headers: DEFAULT_RESPONSE_HEADERS,
         }
     }
 }
@@ -476,6 +489,7 @@ impl Builder<'_> {
         let hash_key = self.hash_key(raw.secrets.hash_key.as_ref(), &policies);
         let integrations = self.integrations(raw.integrations, &policies);
         let watched = self.watched(&policies_dir, raw.secrets.hash_key.as_ref(), &integrations);
+        let reload_settle = self.reload_settle(&raw.reload);
         Config {
             file: self.file.to_path_buf(),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -489,7 +503,20 @@ impl Builder<'_> {
             signals,
             integrations,
             watched,
+            reload_settle,
         }
+    }
+
+    fn reload_settle(&mut self, raw: &file::ReloadFile) -> Duration {
+        let settle = raw.settle.as_ref();
+        if let Some(zero) = settle.filter(|s| s.value.0.is_zero()) {
+            self.error(
+                zero.referenced.line(),
+                "reload.settle is zero: a file caught mid-write would be loaded".into(),
+                "use a positive duration, e.g. 5s (atomic replacements reload at once anyway)",
+            );
+        }
+        settle.map_or(DEFAULT_RELOAD_SETTLE, |s| s.value.0)
     }
 
     fn watched(
@@ -597,6 +624,14 @@ impl Builder<'_> {
                 "use a positive count, e.g. 1000000",
             );
         }
+        let headers = raw.max_response_headers.as_ref();
+        if let Some(bad) = headers.filter(|h| !(1..=MAX_RESPONSE_HEADERS).contains(&h.value)) {
+            self.error(
+                bad.referenced.line(),
+                format!("limits.max_response_headers {} is out of range", bad.value),
+                "use a value from 1 to 10000 (default 100)",
+            );
+        }
         if let Some(zero) = raw.max_connections.as_ref().filter(|s| s.value == 0) {
             self.error(
                 zero.referenced.line(),
@@ -609,6 +644,9 @@ impl Builder<'_> {
             v.as_ref().map_or(default, |s| s.value.0)
         };
         Limits {
+            max_response_headers: headers.map_or(DEFAULT_RESPONSE_HEADERS, |h| {
+                h.value.clamp(1, MAX_RESPONSE_HEADERS)
+            }),
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
             max_json_elements: raw

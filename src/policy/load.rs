@@ -71,8 +71,9 @@ pub fn load_dir(dir: &Path) -> (PolicySet, Vec<Diagnostic>) {
     (set, diags)
 }
 
-/// Policy files of a folder, sorted so diagnostics come in a stable order.
-fn policy_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Policy files of a folder (`*.yaml`, `*.yml`), sorted so diagnostics come
+/// in a stable order; the reload watcher looks at the same files.
+pub fn policy_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))

@@ -59,6 +59,14 @@ pub enum FailReason {
 }
 
 impl FailReason {
+    /// Every reason, exported at 0 from the start.
+    pub const ALL: [FailReason; 4] = [
+        FailReason::Missing,
+        FailReason::Unknown,
+        FailReason::Expired,
+        FailReason::Route,
+    ];
+
     /// Metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,8 +97,17 @@ pub struct PeerCert {
     pub sans: Vec<San>,
 }
 
-/// An authentication failure: the refusal and the metric reason.
-pub type AuthFailure = (Refusal, FailReason);
+/// An authentication failure.
+#[derive(Debug)]
+pub struct AuthFailure<'c> {
+    /// What the caller gets.
+    pub refusal: Refusal,
+    /// The metric reason.
+    pub reason: FailReason,
+    /// The client whose credential was presented, when it identified one
+    /// (expired, or outside its routes): the record names who was refused.
+    pub presented: Option<Principal<'c>>,
+}
 
 /// Authenticates a request to `integration` for `route_id` on day `today`.
 pub fn authenticate<'c>(
@@ -99,40 +116,55 @@ pub fn authenticate<'c>(
     headers: &HeaderMap,
     peer: Option<&PeerCert>,
     today: jiff::civil::Date,
-) -> Result<Principal<'c>, AuthFailure> {
+) -> Result<Principal<'c>, AuthFailure<'c>> {
     let principal = identify(integration, headers, peer)?;
-    if let Some(client) = principal.client {
-        if client.expires.is_some_and(|d| today >= d) {
-            return Err(fail(
-                Kind::Forbidden,
-                FailReason::Expired,
-                "credential expired",
-            ));
-        }
-        if client
-            .routes
-            .as_ref()
-            .is_some_and(|rs| !rs.iter().any(|r| r == route_id))
-        {
-            return Err(fail(
-                Kind::Forbidden,
-                FailReason::Route,
-                "route outside the client's subset",
-            ));
-        }
+    let Some(client) = principal.client else {
+        return Ok(principal);
+    };
+    let refused = |reason, detail| {
+        let mut failure = fail(Kind::Forbidden, reason, detail);
+        failure.presented = Some(principal);
+        Err(failure)
+    };
+    if client.expires.is_some_and(|d| today >= d) {
+        return refused(FailReason::Expired, "credential expired");
+    }
+    if client
+        .routes
+        .as_ref()
+        .is_some_and(|rs| !rs.iter().any(|r| r == route_id))
+    {
+        return refused(FailReason::Route, "route outside the client's subset");
     }
     Ok(principal)
 }
 
-fn fail(kind: Kind, reason: FailReason, detail: &str) -> AuthFailure {
-    (Refusal::new(kind, detail), reason)
+/// The client a request's credential identifies in `integration`, without
+/// judging it: for the record of a request refused before authentication
+/// (integration past its end date, no route).
+pub fn presented<'c>(
+    integration: &'c Integration,
+    headers: &HeaderMap,
+    peer: Option<&PeerCert>,
+) -> Option<Principal<'c>> {
+    identify(integration, headers, peer)
+        .ok()
+        .filter(|p| p.client.is_some())
+}
+
+fn fail<'c>(kind: Kind, reason: FailReason, detail: &str) -> AuthFailure<'c> {
+    AuthFailure {
+        refusal: Refusal::new(kind, detail),
+        reason,
+        presented: None,
+    }
 }
 
 fn identify<'c>(
     integration: &'c Integration,
     headers: &HeaderMap,
     peer: Option<&PeerCert>,
-) -> Result<Principal<'c>, AuthFailure> {
+) -> Result<Principal<'c>, AuthFailure<'c>> {
     if let Some(key) = presented_key(headers)? {
         let digest: [u8; 32] = Sha256::digest(key).into();
         return match client_by_key(integration, &digest) {
@@ -176,7 +208,7 @@ fn identify<'c>(
 /// The API key from `X-Api-Key` or `Authorization: Bearer`. Several keys,
 /// empty or oversized values, and non-Bearer schemes are refused rather than
 /// guessed at.
-fn presented_key(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthFailure> {
+fn presented_key(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthFailure<'static>> {
     let bad = |detail| fail(Kind::Unauthenticated, FailReason::Unknown, detail);
     let mut found: Option<&[u8]> = None;
     for value in headers.get_all("x-api-key") {
@@ -242,7 +274,7 @@ mod tests {
         let key = |pairs: &[(&'static str, &'static str)]| {
             presented_key(&headers(pairs))
                 .map(|k| k.map(<[u8]>::to_vec))
-                .map_err(|(_, r)| r)
+                .map_err(|f| f.reason)
         };
         assert_eq!(key(&[]), Ok(None));
         assert_eq!(key(&[("x-api-key", "k1")]), Ok(Some(b"k1".to_vec())));

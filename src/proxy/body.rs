@@ -180,7 +180,8 @@ pub fn govern(
         .as_ref()
         .filter(|_| applied.outcome.blocks(policy))
     {
-        let detail = format!("rule {} at {}", r.rule, r.path);
+        let path = crate::audit::redact::field_path(&r.path);
+        let detail = format!("rule {} at {path}", r.rule);
         return Err(BodyError::Refused(detail, Box::new(applied.outcome)));
     }
     Ok(Governed {

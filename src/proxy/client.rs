@@ -3,7 +3,7 @@
 //! the upstream picks it by ALPN, HTTP/1.1 otherwise.
 
 use super::tls::{self, TlsError};
-use crate::config::Upstream;
+use crate::config::{DEFAULT_RESPONSE_HEADERS, Upstream};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -30,21 +30,25 @@ const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Builds the client for `upstream`.
 pub fn build(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
-    Ok(pooled(tls_config(upstream)?))
+    Ok(pooled(tls_config(upstream)?, DEFAULT_RESPONSE_HEADERS))
 }
 
 /// Builds `copies` clients for `upstream`, each with its own connection
 /// pool: one per listener shard, so a request and the pooled connection it
 /// uses stay on one thread (see [`super::listener::shards`]).
+/// Response heads may carry at most `max_headers` fields.
 pub fn build_per_shard(
     upstream: &Upstream,
     copies: usize,
+    max_headers: usize,
 ) -> Result<Vec<UpstreamClient>, TlsError> {
     let tls = tls_config(upstream)?;
-    Ok((0..copies.max(1)).map(|_| pooled(tls.clone())).collect())
+    Ok((0..copies.max(1))
+        .map(|_| pooled(tls.clone(), max_headers))
+        .collect())
 }
 
-fn pooled(tls: ClientConfig) -> UpstreamClient {
+fn pooled(tls: ClientConfig, max_headers: usize) -> UpstreamClient {
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -59,13 +63,17 @@ fn pooled(tls: ClientConfig) -> UpstreamClient {
         .pool_max_idle_per_host(POOL_MAX_IDLE)
         .http2_keep_alive_interval(H2_KEEPALIVE)
         .http2_keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+        .http1_max_headers(max_headers)
         .build(connector)
 }
 
 /// Builds the client that carries protocol upgrades to `upstream`: HTTP/1.1
 /// only (ALPN offers nothing else, since an h2 connection cannot switch
 /// protocols), and no idle pool: an upgraded connection never returns to it.
-pub fn build_for_upgrades(upstream: &Upstream) -> Result<UpstreamClient, TlsError> {
+pub fn build_for_upgrades(
+    upstream: &Upstream,
+    max_headers: usize,
+) -> Result<UpstreamClient, TlsError> {
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(upstream)?)
         .https_or_http()
@@ -75,6 +83,7 @@ pub fn build_for_upgrades(upstream: &Upstream) -> Result<UpstreamClient, TlsErro
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .pool_max_idle_per_host(0)
+        .http1_max_headers(max_headers)
         .build(connector))
 }
 
@@ -140,7 +149,8 @@ mod tests {
 
     #[tokio::test]
     async fn builds_with_and_without_an_extra_ca() {
-        let pools = build_per_shard(&upstream(None), 2).expect("OS roots only");
+        let pools =
+            build_per_shard(&upstream(None), 2, DEFAULT_RESPONSE_HEADERS).expect("OS roots only");
         assert_eq!(pools.len(), 2);
         let dir = tempfile::tempdir().expect("tempdir");
         let key = rcgen::KeyPair::generate().expect("key");

@@ -4,8 +4,8 @@
 
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
-use super::sniff::Verdict;
-use http::{Method, Request, Version, header};
+use super::sniff::{Verdict, only_h2c};
+use http::{HeaderMap, Method, Request, Version, header};
 
 /// Rejects requests whose framing or authority is ambiguous.
 pub fn check<B>(req: &Request<B>, conn: &ConnInfo) -> Result<(), Refusal> {
@@ -39,6 +39,13 @@ pub fn check<B>(req: &Request<B>, conn: &ConnInfo) -> Result<(), Refusal> {
     {
         return bad("request target authority differs from Host");
     }
+    // Userinfo (`user@host`) in `:authority` or Host is deprecated (RFC 9110
+    // §4.2.4) and a credential on the way to logs and upstream routing.
+    let host_text = hosts.first().map(|h| h.as_bytes()).unwrap_or_default();
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    if host_text.contains(&b'@') || authority.unwrap_or_default().contains(&b'@') {
+        return bad("userinfo in the request authority");
+    }
     // A tunnel cannot be inspected; TRACE is refused unless a route declares it.
     if req.method() == Method::CONNECT {
         return bad("CONNECT is not proxied");
@@ -50,4 +57,16 @@ pub fn check<B>(req: &Request<B>, conn: &ConnInfo) -> Result<(), Refusal> {
 pub fn wants_upgrade<B>(req: &Request<B>) -> bool {
     req.headers().contains_key(header::UPGRADE)
         || req.extensions().get::<hyper::ext::Protocol>().is_some()
+}
+
+/// Like nginx, ignores an upgrade to h2c (`Upgrade: h2c` with
+/// `HTTP2-Settings`, as `curl --http2` sends on plain HTTP): its headers are
+/// removed and the request is answered in HTTP/1.1. h2c with prior
+/// knowledge (the preface) still speaks HTTP/2.
+pub fn ignore_h2c_upgrade(headers: &mut HeaderMap) {
+    let upgrades = headers.get_all(header::UPGRADE);
+    if upgrades.iter().next().is_some() && upgrades.iter().all(|v| only_h2c(v.as_bytes())) {
+        headers.remove(header::UPGRADE);
+        headers.remove("http2-settings");
+    }
 }

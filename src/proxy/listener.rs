@@ -11,6 +11,7 @@
 use super::auth::PeerCert;
 use super::sniff::{self, Verdicts};
 use super::tls;
+use crate::metrics::ProtocolError;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -18,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
+pub use rejected::Rejections;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -153,6 +155,8 @@ pub struct ListenerOptions {
     pub idle_timeout: Duration,
     /// A connection whose writes make no progress for this long is closed.
     pub write_timeout: Duration,
+    /// Where connections the HTTP layer refused are counted.
+    pub rejections: Rejections,
 }
 
 impl Default for ListenerOptions {
@@ -164,6 +168,7 @@ impl Default for ListenerOptions {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
+            rejections: Rejections::default(),
         }
     }
 }
@@ -230,6 +235,7 @@ async fn serve_shard<H, F>(
         idle_timeout: opts.idle_timeout,
         write_timeout: opts.write_timeout,
         http: Protocols::new(&opts),
+        rejections: opts.rejections.clone(),
     });
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -261,6 +267,7 @@ struct Shared<H> {
     idle_timeout: Duration,
     write_timeout: Duration,
     http: Protocols,
+    rejections: Rejections,
 }
 
 /// One configured builder per way a connection may speak HTTP.
@@ -357,6 +364,7 @@ async fn connection<H, F>(
         return serve_http(&shared, &shared.http.auto, io, info, watcher).await;
     };
     let Some(stream) = handshake(acceptor, tcp, peer, shared.handshake_timeout).await else {
+        shared.rejections.count(ProtocolError::TlsHandshake);
         return;
     };
     let session = stream.get_ref().1;
@@ -401,7 +409,7 @@ async fn serve_http<H, F, I>(
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = info.peer;
+    let (peer, framing) = (info.peer, info.framing.clone());
     let activity = info.activity.clone();
     let info = Arc::new(info);
     let handler = shared.handler.clone();
@@ -426,7 +434,19 @@ async fn serve_http<H, F, I>(
             "the caller read nothing for {}s; connection closed",
             shared.write_timeout.as_secs()
         ),
-        Some(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
+        Some(Err(error)) => {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+            if let Some(reason) = rejected::classify(&*error, &framing) {
+                shared.rejections.count(reason);
+            }
+        }
+        // Cut before any request was dispatched: half a head, or nothing.
+        None if activity.started.load(Ordering::Relaxed) == 0 => {
+            shared.rejections.count(match framing.mid_head() {
+                true => ProtocolError::HeadTimeout,
+                false => ProtocolError::NoRequest,
+            });
+        }
         _ => {}
     }
     if let Some(tunnel) = info.tunnel.take() {
@@ -515,6 +535,7 @@ fn log_failure(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+mod rejected;
 pub mod shards;
 mod stall;
 use stall::Stalled;

@@ -10,6 +10,7 @@ pub mod budget;
 pub mod client;
 pub mod credential;
 pub mod decode;
+pub mod echo;
 pub mod error;
 pub mod framing;
 pub mod headers;
@@ -100,10 +101,13 @@ impl Runtime {
                 source: Box::new(source),
             }
         };
+        let max_headers = config.limits.max_response_headers;
         let clients = config
             .integrations
             .iter()
-            .map(|it| client::build_per_shard(&it.upstream, shards).map_err(failed(it)))
+            .map(|it| {
+                client::build_per_shard(&it.upstream, shards, max_headers).map_err(failed(it))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let upgrade_clients = config
             .integrations
@@ -111,7 +115,9 @@ impl Runtime {
             .map(|it| {
                 let upgrades = it.routes.iter().any(|r| r.upgrade);
                 upgrades
-                    .then(|| client::build_for_upgrades(&it.upstream).map_err(failed(it)))
+                    .then(|| {
+                        client::build_for_upgrades(&it.upstream, max_headers).map_err(failed(it))
+                    })
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -122,7 +128,7 @@ impl Runtime {
                 it.upstream
                     .inject
                     .as_ref()
-                    .map(|i| Credential::new(&i.value))
+                    .map(|i| Credential::new(&i.value, config.reload_settle))
             })
             .collect();
         let meters = config

@@ -8,14 +8,15 @@
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
 use super::budget::{Budget, Charge};
+use super::echo::{CREDENTIAL_ECHO, Echo};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, offload, route, tunnel, uri};
+use crate::audit::redact;
 use crate::config::{Config, OnFailure};
 use crate::policy::Policy;
-use crate::policy::names::NameFilter;
 use crate::signals::{ShapeProbe, Side};
 use bytes::Bytes;
 use http::header::{self, CONTENT_ENCODING, HeaderValue};
@@ -37,8 +38,9 @@ type Crossed = (ProxyResponse, Option<tunnel::Pending>);
 pub async fn handle(
     rt: Arc<Runtime>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> ProxyResponse {
+    framing::ignore_h2c_upgrade(req.headers_mut());
     let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
     let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
@@ -84,8 +86,17 @@ async fn cross(
     if let Ok(matched) = &found {
         trail.matched(matched);
     }
+    // Refused before authentication, a request still names the client its
+    // credential identifies.
+    let expired = rt.today() >= mounted.integration.expires;
+    if expired || found.is_err() {
+        let peer = conn.peer_cert.as_ref();
+        if let Some(p) = auth::presented(mounted.integration, req.headers(), peer) {
+            trail.principal(&p);
+        }
+    }
     // Past its end date, everything under the mount is refused, declared or not.
-    if rt.today() >= mounted.integration.expires {
+    if expired {
         return Err(Refusal::new(
             Kind::IntegrationExpired,
             "integration past its end date",
@@ -109,6 +120,7 @@ async fn cross(
         return Err(Refusal::new(Kind::AuditUnavailable, "audit log is failing"));
     }
     let credential = rt.credential(&matched)?;
+    let echo = credential.as_ref().and_then(Echo::new);
     let (parts, body) = req.into_parts();
     let limits = config.limits;
     // Charges to the body budget are held until the crossing is answered.
@@ -140,18 +152,19 @@ async fn cross(
         host: host_of(&parts),
         request_id: &trail.request_id,
     };
-    let mut head = upstream::request_head(
+    let (mut head, redacted) = upstream::request_head(
         &parts,
         &integration.upstream,
         &forward_path,
         &hop,
-        request_policy.map_or(&NameFilter::KeepAll, |p| &p.headers),
+        request_policy,
         credential.as_ref(),
     )?;
+    count_header_redactions(trail.request_side(), redacted);
     if let Some(h) = head.headers_mut() {
         prepare_request_headers(
             h,
-            matched.route.response.as_deref(),
+            matched.route.response.is_some() || echo.is_some(),
             governed.outcome.is_some(),
         );
         if upgrade.is_some() {
@@ -171,25 +184,26 @@ async fn cross(
         None => rt.client(&matched, conn.shard),
     };
     let sent = std::time::Instant::now();
+    let mut head_status = None;
     let answer = upstream::exchange(
         client,
         request,
-        limits.upstream_timeout,
-        limits.max_body_bytes,
+        &limits,
         &rt.budget,
         upgrade.as_ref(),
+        &mut head_status,
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
+    trail.upstream_status = head_status;
     let mut answer = answer?;
-    trail.upstream_status = Some(answer.status.as_u16());
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
     let probe = (answer.status.is_success() && !answer.body.is_empty())
         .then(|| rt.signals.shape_probe(config, &matched, Side::Response))
         .flatten();
     let policy = matched.route.response.as_ref();
-    let mut response = respond(rt, policy, answer, trail, probe).await?;
+    let mut response = respond(rt, policy, answer, trail, probe, echo.as_ref()).await?;
     let tunnel = match (upgrade, switched) {
         (Some(asked), Some(upstream)) => {
             tunnel::mark(response.headers_mut());
@@ -224,9 +238,12 @@ fn authenticate<'c>(
         conn.peer_cert.as_ref(),
         rt.today(),
     )
-    .map_err(|(refusal, reason)| {
-        trail.auth_failure = Some(reason);
-        refusal
+    .map_err(|failure| {
+        trail.auth_failure = Some(failure.reason);
+        if let Some(p) = &failure.presented {
+            trail.principal(p);
+        }
+        failure.refusal
     })
 }
 
@@ -266,7 +283,11 @@ async fn govern(
         Trail::record_actions(side, p, outcome);
     }
     let governed = governed?;
-    side.new_paths = probe.map(ShapeProbe::finish).unwrap_or_default();
+    let named = probe.map(ShapeProbe::finish).unwrap_or_default();
+    side.new_paths = named
+        .into_iter()
+        .map(|(hash, path)| (hash, redact::field_path(&path)))
+        .collect();
     side.bytes_out = governed.body.len() as u64;
     if let (Some(p), Some(outcome)) = (policy, &governed.outcome) {
         Trail::record_actions(side, p, outcome);
@@ -388,14 +409,17 @@ fn host_of(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-fn prepare_request_headers(h: &mut http::HeaderMap, response: Option<&Policy>, rewritten: bool) {
+/// `inspected`: the answer will be read, by a response policy or by the
+/// credential-echo scan.
+fn prepare_request_headers(h: &mut http::HeaderMap, inspected: bool, rewritten: bool) {
     if rewritten {
         headers::strip_body_digests(h);
     }
-    // Ask for plain, whole bodies the response policy can read as they are:
-    // no content coding, and no byte range (a slice of a document can be a
-    // valid document that the rules, written for the whole, never match).
-    if response.is_some() {
+    // Ask for plain, whole bodies the response policy (and the echo scan)
+    // can read as they are: no content coding, and no byte range (a slice of
+    // a document can be a valid document that the rules, written for the
+    // whole, never match; a slice can split an echoed credential).
+    if inspected {
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
@@ -412,9 +436,10 @@ async fn respond(
     answer: upstream::Answer,
     trail: &mut Trail,
     probe: Option<ShapeProbe>,
+    echo: Option<&Echo>,
 ) -> Result<ProxyResponse, Refusal> {
     // A part of a document is not judged as if it were the document.
-    if policy.is_some() && answer.status == http::StatusCode::PARTIAL_CONTENT {
+    if (policy.is_some() || echo.is_some()) && answer.status == http::StatusCode::PARTIAL_CONTENT {
         return Err(Refusal::new(
             Kind::ResponseRefused,
             "partial content under a response policy",
@@ -428,15 +453,63 @@ async fn respond(
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy.filter(|p| enforced(p)) {
         headers::apply_rules(&mut headers, &p.headers);
+        if let Some(rules) = &p.header_redact {
+            let redacted = headers::redact_values(&mut headers, rules);
+            count_header_redactions(trail.response_side(), redacted);
+        }
     }
     if governed.outcome.is_some() {
         headers::strip_body_digests(&mut headers);
     }
+    let mut body = governed.body;
+    if let Some(echo) = echo {
+        let limit = rt.config.limits.max_body_bytes;
+        guard_echo(
+            echo,
+            &mut headers,
+            &mut body,
+            governed.outcome.is_some(),
+            trail,
+            limit,
+        )?;
+    }
     if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
         headers.insert(REQUEST_ID, id);
     }
-    let mut response = Response::new(Full::new(governed.body));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = answer.status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// The injected credential never reaches the caller (see [`super::echo`]):
+/// what was removed is counted in the record as `credential-echo`.
+fn guard_echo(
+    echo: &Echo,
+    headers: &mut http::HeaderMap,
+    body: &mut Bytes,
+    rewritten: bool,
+    trail: &mut Trail,
+    limit: usize,
+) -> Result<(), Refusal> {
+    let scrubbed = echo.scrub(headers, body, rewritten, limit);
+    let side = trail.response_side();
+    if scrubbed.echoes > 0 {
+        side.actions
+            .insert(CREDENTIAL_ECHO.to_string(), scrubbed.echoes);
+        side.bytes_out = body.len() as u64;
+    }
+    match scrubbed.refusal {
+        Some(refusal) => {
+            side.bytes_out = 0;
+            Err(refusal)
+        }
+        None => Ok(()),
+    }
+}
+
+fn count_header_redactions(side: &mut crate::audit::Direction, n: u64) {
+    if n > 0 {
+        side.actions.insert(headers::HEADER_REDACT.to_string(), n);
+    }
 }

@@ -3,7 +3,7 @@
 //! swaps it atomically; each request holds the snapshot it started with.
 
 use super::budget::{self, Budget};
-use super::listener::{ListenerOptions, shards};
+use super::listener::{ListenerOptions, Rejections, shards};
 use super::offload::Offload;
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
 use crate::audit;
@@ -120,6 +120,7 @@ pub async fn serve(
         handshake_timeout: limits.header_timeout,
         idle_timeout: limits.idle_timeout,
         write_timeout: limits.write_timeout,
+        rejections: Rejections::new(shared.load().metrics.protocol_errors.clone()),
     };
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, shared.clone(), shutdown.clone())));

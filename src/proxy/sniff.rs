@@ -26,6 +26,7 @@
 
 use super::observe::{Observed, Observer};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Longest request head, chunk-size line or trailer section the sniffer
@@ -52,6 +53,11 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Verdicts {
     inner: Mutex<Queue>,
+    /// Part of a request head has been read, not all of it: a connection
+    /// ending now ends mid-request, not between requests.
+    mid_head: AtomicBool,
+    /// The connection began with the HTTP/2 preface.
+    http2: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +89,16 @@ impl Verdicts {
     #[cfg(test)]
     pub(crate) fn opened(&self) -> bool {
         self.lock().opened
+    }
+
+    /// Whether part of a request head has been read, not all of it.
+    pub(crate) fn mid_head(&self) -> bool {
+        self.mid_head.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection speaks HTTP/2 (it began with the preface).
+    pub(crate) fn http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
     }
 
     fn open(&self) {
@@ -187,7 +203,7 @@ impl Tracker {
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let used = match self.state {
-                State::Off | State::Poisoned => return,
+                State::Off | State::Poisoned => break,
                 State::Lines(section) => self.line(section, bytes),
                 State::Body(left) => {
                     let used = skip(left, bytes);
@@ -208,6 +224,8 @@ impl Tracker {
             };
             bytes = &bytes[used..];
         }
+        let mid_head = self.state == State::Lines(Section::Head) && self.section > 0;
+        self.verdicts.mid_head.store(mid_head, Ordering::Relaxed);
     }
 
     /// Consumes bytes up to and including the next LF; a complete line
@@ -278,6 +296,7 @@ impl Tracker {
             self.verdicts.open();
         }
         if head.h2_preface {
+            self.verdicts.http2.store(true, Ordering::Relaxed);
             self.state = State::Off;
             return;
         }
@@ -314,6 +333,14 @@ impl Tracker {
         self.state = State::Poisoned;
         self.partial = Vec::new();
     }
+}
+
+/// Whether an `Upgrade` value names only `h2c` (RFC 7540 §3.2, which RFC
+/// 9113 removed): what `curl --http2` sends on plain HTTP.
+pub(crate) fn only_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .all(|p| trim_ows(p).eq_ignore_ascii_case(b"h2c"))
 }
 
 /// How many of `bytes` belong to a body part with `left` bytes to come.
@@ -359,7 +386,9 @@ impl Head {
                 _ => self.cl_invalid = true,
             }
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            self.upgrade = true;
+            // An h2c upgrade is ignored (answered in HTTP/1.1, see
+            // `framing::ignore_h2c_upgrade`): the connection stays HTTP/1.
+            self.upgrade |= !only_h2c(value);
         }
     }
 
@@ -609,6 +638,19 @@ mod tests {
             Tracker::new(verdicts.clone()).feed(stream);
             assert_eq!(verdicts.opened(), opened, "{stream:?}");
         }
+    }
+
+    #[test]
+    fn an_h2c_upgrade_keeps_the_connection_http1() {
+        assert!(only_h2c(b"h2c") && only_h2c(b" H2C ,h2c"));
+        assert!(!only_h2c(b"websocket") && !only_h2c(b"h2c, websocket"));
+        let h2c = b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: AA\r\n\r\n";
+        let stream = [h2c.as_slice(), GET].concat();
+        assert_eq!(
+            verdicts(&stream),
+            (vec![OK, OK], OK),
+            "the next request is served"
+        );
     }
 
     #[test]

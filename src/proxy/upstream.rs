@@ -10,14 +10,13 @@ use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
 use super::tunnel::Asked;
-use crate::config::Upstream;
-use crate::policy::names::NameFilter;
+use crate::config::{Limits, Upstream};
+use crate::policy::Policy;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
-use std::time::Duration;
 
 /// `X-Request-Id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,6 +29,45 @@ const PROXY_SET: [&str; 5] = [
     "x-request-id",
     "forwarded",
 ];
+
+/// Headers that make common upstreams read another method or path than the
+/// one routed (re-opening default deny), or another client address than the
+/// one customs forwards in `X-Forwarded-For`. Never forwarded.
+const NEVER_FORWARDED: [&str; 15] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-originating-ip",
+];
+
+/// Whether a caller's header is one customs owns or never forwards. Names
+/// are compared with `_` read as `-`: CGI, WSGI and Rack map `X_Real_IP` and
+/// `X-Real-IP` to the same variable.
+fn is_withheld(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    let same = |h: &&str| {
+        h.len() == name.len()
+            && h.bytes()
+                .zip(name)
+                .all(|(h, n)| h == *n || (h == b'-' && *n == b'_'))
+    };
+    CREDENTIAL_HEADERS
+        .iter()
+        .chain(PROXY_SET.iter())
+        .chain(NEVER_FORWARDED.iter())
+        .any(same)
+}
 
 /// Facts about the caller's hop, for `X-Forwarded-*`.
 #[derive(Debug, Clone)]
@@ -60,16 +98,17 @@ pub struct Answer {
 }
 
 /// Builds the upstream request head from the caller's, minus everything
-/// customs owns and whatever the request policy's header `rules` remove,
-/// plus the injected credential.
+/// customs owns and whatever the request policy's header rules remove (and
+/// with the values they redact: counted in the returned number), plus the
+/// injected credential.
 pub fn request_head(
     parts: &Parts,
     upstream: &Upstream,
     path_and_query: &str,
     hop: &Hop<'_>,
-    rules: &NameFilter,
+    policy: Option<&Policy>,
     credential: Option<&HeaderValue>,
-) -> Result<http::request::Builder, Refusal> {
+) -> Result<(http::request::Builder, u64), Refusal> {
     let scheme = if upstream.https { "https" } else { "http" };
     let uri: Uri = format!("{scheme}://{}{path_and_query}", upstream.authority)
         .parse()
@@ -77,13 +116,20 @@ pub fn request_head(
     let mut headers = parts.headers.clone();
     headers::strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
-    for name in CREDENTIAL_HEADERS.iter().chain(PROXY_SET.iter()) {
-        headers.remove(*name);
+    let withheld: Vec<HeaderName> = headers.keys().filter(|n| is_withheld(n)).cloned().collect();
+    for name in &withheld {
+        headers.remove(name);
     }
     // The policy judges the caller's headers only: what customs adds below
     // (forwarding headers, request id, credential) is not the caller's to
     // filter, and an allow-list must not strip the injected credential.
-    headers::apply_rules(&mut headers, rules);
+    let mut redacted = 0;
+    if let Some(p) = policy {
+        headers::apply_rules(&mut headers, &p.headers);
+        if let Some(rules) = &p.header_redact {
+            redacted = headers::redact_values(&mut headers, rules);
+        }
+    }
     set(&mut headers, "x-forwarded-for", &hop.peer_ip);
     set(&mut headers, "x-forwarded-proto", hop.proto);
     if let Some(host) = hop.host {
@@ -97,7 +143,7 @@ pub fn request_head(
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    Ok(builder)
+    Ok((builder, redacted))
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -106,19 +152,22 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Sends the request and reads the whole answer within `timeout`. A 101 is
-/// accepted only as the answer to `upgrade`, the handshake the caller asked
-/// for; its connection is then in [`Answer::switched`].
+/// Sends the request and reads the whole answer within
+/// `limits.upstream_timeout`. A 101 is accepted only as the answer to
+/// `upgrade`, the handshake the caller asked for; its connection is then in
+/// [`Answer::switched`]. `head_status` gets the upstream's status as soon as
+/// its head arrives, so the record has it even when the body then stalls
+/// or breaks off.
 pub async fn exchange(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
-    timeout: Duration,
-    max_body: usize,
+    limits: &Limits,
     budget: &Budget,
     upgrade: Option<&Asked>,
+    head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
-    let sent = send(client, request, max_body, budget, upgrade);
-    match tokio::time::timeout(timeout, sent).await {
+    let sent = send(client, request, limits, budget, upgrade, head_status);
+    match tokio::time::timeout(limits.upstream_timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
     }
@@ -127,16 +176,16 @@ pub async fn exchange(
 async fn send(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
-    max_body: usize,
+    limits: &Limits,
     budget: &Budget,
     upgrade: Option<&Asked>,
+    head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
-    let response: Response<hyper::body::Incoming> = client.request(request).await.map_err(|e| {
-        Refusal::new(
-            Kind::UpstreamUnavailable,
-            format!("upstream request failed: {}", error_chain(&e)),
-        )
-    })?;
+    let response: Response<hyper::body::Incoming> = client
+        .request(request)
+        .await
+        .map_err(|e| request_failed(&e, limits))?;
+    *head_status = Some(response.status().as_u16());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return switched(response, upgrade);
     }
@@ -152,7 +201,7 @@ async fn send(
             "upstream used a transfer coding other than chunked",
         ));
     }
-    let (body, charge) = body::read(&headers, incoming, max_body, budget)
+    let (body, charge) = body::read(&headers, incoming, limits.max_body_bytes, budget)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
@@ -170,6 +219,31 @@ async fn send(
         charge,
         switched: None,
     })
+}
+
+/// Why the upstream exchange failed before a response head was read. A
+/// head with more fields than `limits.max_response_headers` (or larger than
+/// hyper's buffer) is a refused response, named as such.
+fn request_failed(e: &hyper_util::client::legacy::Error, limits: &Limits) -> Refusal {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return Refusal::new(
+                Kind::ResponseRefused,
+                format!(
+                    "upstream response head too large: more than {} header fields (limits.max_response_headers) or over the head size limit",
+                    limits.max_response_headers
+                ),
+            );
+        }
+        source = s.source();
+    }
+    Refusal::new(
+        Kind::UpstreamUnavailable,
+        format!("upstream request failed: {}", error_chain(e)),
+    )
 }
 
 /// A 101: an upstream may switch protocols only when asked to, and only to

@@ -240,9 +240,16 @@ impl Proxy {
     pub fn fill(&self, s: &str) -> String {
         fill(s, &self.vars)
     }
-    /// Writes `{dir}/rel` (templated), e.g. to change a policy before a reload.
+    /// Replaces `{dir}/rel` (templated) atomically, e.g. to change a policy
+    /// before a reload.
     pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
         write(self.dir(), rel, self.fill(contents).as_bytes())
+    }
+    /// Writes `{dir}/rel` in place (truncate, write), the way `scp` and
+    /// NFS clients do: customs waits for such a file to settle.
+    pub fn write_in_place(&self, rel: &str, contents: &str) {
+        let path = self.dir().join(rel);
+        std::fs::write(path, self.fill(contents)).expect("write file in place");
     }
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.dir().join(rel)).expect("read file in proxy dir")
@@ -303,6 +310,26 @@ impl Proxy {
             };
         }
         false
+    }
+    /// Polls `f` (bounded, 10 s) until it gives a value: for state that
+    /// settles just after a response, e.g. a record written or a metric
+    /// counted when a crossing's bookkeeping is dropped.
+    #[track_caller]
+    pub fn eventually<T>(&self, what: &str, mut f: impl FnMut(&Proxy) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..100_000 {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "{what}: not seen within 10 s\n--- stderr ---\n{}",
+            self.logs()
+        )
     }
     /// Sends a signal by name (`"HUP"`, `"TERM"`, ...) via `kill`; does
     /// nothing once the process has exited.
@@ -434,6 +461,11 @@ fn write(dir: &Path, rel: &str, contents: &[u8]) -> PathBuf {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).expect("create folder in proxy dir");
     }
-    std::fs::write(&path, contents).expect("write file in proxy dir");
+    // Replaced atomically, as operators are told to: a temporary file
+    // next to it, renamed over it (customs reloads that at once).
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, contents).expect("write file in proxy dir");
+    std::fs::rename(&tmp, &path).expect("rename file into place");
     path
 }
