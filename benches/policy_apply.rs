@@ -10,6 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 /// The same allocator as the `customs` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use customs::json::Bounds;
 use customs::policy::document::{Format, apply_bytes};
 use customs::policy::transform::HashKey;
 use customs::policy::{Apply, Policy, load_file};
@@ -40,7 +41,7 @@ fn run_policy(p: &Policy, bytes: &[u8], key: &HashKey) -> Vec<u8> {
         hash_key: Some(key),
         report: false,
     };
-    apply_bytes(p, bytes, Format::Json, 64, &how)
+    apply_bytes(p, bytes, Format::Json, Bounds::depth(64), &how)
         .expect("apply")
         .bytes
 }

@@ -30,6 +30,30 @@ use std::str::FromStr;
 /// the 128th level of arrays/objects, so larger limits are clamped to this.
 pub const MAX_DEPTH: usize = 127;
 
+/// Values (scalars and containers) a body may hold unless `limits.max_json_elements` says
+/// otherwise: far above real API payloads, far below what makes a parse cost a multiple of
+/// the body in memory (a 10 MiB `[1,1,…]` is 5 million values of 32 bytes and more each).
+pub const DEFAULT_MAX_ELEMENTS: usize = 1_000_000;
+
+/// How much one body may hold: nesting depth, and values in all (across NDJSON lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Deepest nesting (clamped to [`MAX_DEPTH`]).
+    pub depth: usize,
+    /// Most values, scalars and containers alike.
+    pub elements: usize,
+}
+
+impl Bounds {
+    /// `depth`, with the default element budget.
+    pub fn depth(depth: usize) -> Bounds {
+        Bounds {
+            depth,
+            elements: DEFAULT_MAX_ELEMENTS,
+        }
+    }
+}
+
 /// The key serde_json's parser uses to hand an `arbitrary_precision` number
 /// to a visitor (`serde_json::number::TOKEN`, not public).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
@@ -53,6 +77,9 @@ pub enum JsonError {
     /// Arrays/objects nest deeper than the limit.
     #[error("nesting deeper than {limit}")]
     TooDeep { limit: usize },
+    /// More values than the element budget.
+    #[error("more than {limit} values")]
+    TooManyElements { limit: usize },
     /// An object key contains U+0000–U+001F (after unescaping).
     #[error("control character in object key at line {line} column {column}")]
     ControlCharInKey { line: usize, column: usize },
@@ -70,11 +97,24 @@ pub enum JsonError {
 /// `max_depth` counts nested arrays/objects (`[]` is 1, a scalar 0) and is
 /// clamped to [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
+    parse_bounded(bytes, Bounds::depth(max_depth))
+}
+
+/// [`parse_strict`] within `bounds`: a document of more values than the budget is
+/// refused while it is parsed, before it costs more memory.
+pub fn parse_bounded(bytes: &[u8], bounds: Bounds) -> Result<Value, JsonError> {
+    parse_counted(bytes, bounds, &Cell::new(bounds.elements))
+}
+
+/// Parses one document, taking its values from the budget `left`.
+fn parse_counted(bytes: &[u8], bounds: Bounds, left: &Cell<usize>) -> Result<Value, JsonError> {
     if bytes.iter().all(|b| is_json_ws(*b)) {
         return Err(JsonError::Empty);
     }
     let ctx = Ctx {
-        max_depth: max_depth.min(MAX_DEPTH),
+        max_depth: bounds.depth.min(MAX_DEPTH),
+        max_elements: bounds.elements,
+        left,
         fault: Cell::new(None),
         sizes: std::array::from_fn(|_| Cell::new(0)),
     };
@@ -90,15 +130,17 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> 
 
 /// NDJSON: parses each non-empty line with [`parse_strict`] and returns the
 /// documents. Blank (whitespace-only) lines are skipped, `\r\n` line ends are
-/// accepted and the final newline is optional. On error, returns the 1-based
-/// line number with the error (whose position is within that line).
-pub fn parse_ndjson(bytes: &[u8], max_depth: usize) -> Result<Vec<Value>, (usize, JsonError)> {
+/// accepted and the final newline is optional. The element budget covers all
+/// lines together. On error, returns the 1-based line number with the error
+/// (whose position is within that line).
+pub fn parse_ndjson(bytes: &[u8], bounds: Bounds) -> Result<Vec<Value>, (usize, JsonError)> {
+    let left = Cell::new(bounds.elements);
     let mut docs = Vec::new();
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(|b| is_json_ws(*b)) {
             continue;
         }
-        docs.push(parse_strict(line, max_depth).map_err(|err| (index + 1, err))?);
+        docs.push(parse_counted(line, bounds, &left).map_err(|err| (index + 1, err))?);
     }
     Ok(docs)
 }
@@ -129,11 +171,15 @@ enum Fault {
     DuplicateKey,
     ControlCharInKey,
     TooDeep,
+    TooManyElements,
 }
 
 /// State shared by every level of one parse.
-struct Ctx {
+struct Ctx<'b> {
     max_depth: usize,
+    max_elements: usize,
+    /// Values the budget still allows (shared by the lines of an NDJSON body).
+    left: &'b Cell<usize>,
     fault: Cell<Option<Fault>>,
     /// Per depth, the size of the last object read there: objects in an array
     /// usually share a shape, so the next one at that depth is allocated at
@@ -145,7 +191,7 @@ struct Ctx {
 /// object of a few bytes can allocate).
 const SIZE_HINT_MAX: u8 = 16;
 
-impl Ctx {
+impl Ctx<'_> {
     /// Records a rule violation and returns the error that aborts the parse
     /// (serde_json adds the position on its way out).
     fn fail<E: de::Error>(&self, fault: Fault) -> E {
@@ -160,6 +206,9 @@ impl Ctx {
             Some(Fault::ControlCharInKey) => JsonError::ControlCharInKey { line, column },
             Some(Fault::TooDeep) => JsonError::TooDeep {
                 limit: self.max_depth,
+            },
+            Some(Fault::TooManyElements) => JsonError::TooManyElements {
+                limit: self.max_elements,
             },
             None => {
                 let msg = message_of(err);
@@ -189,7 +238,7 @@ fn message_of(err: &serde_json::Error) -> String {
 /// Builds one value; `depth` is the number of containers around it.
 #[derive(Clone, Copy)]
 struct ValueSeed<'c> {
-    ctx: &'c Ctx,
+    ctx: &'c Ctx<'c>,
     depth: usize,
 }
 
@@ -228,6 +277,11 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        let left = self.ctx.left.get();
+        if left == 0 {
+            return Err(self.ctx.fail(Fault::TooManyElements));
+        }
+        self.ctx.left.set(left - 1);
         deserializer.deserialize_any(self)
     }
 }
@@ -328,7 +382,7 @@ enum Key {
 /// therefore stays a key.
 #[derive(Clone, Copy)]
 struct KeySeed<'c> {
-    ctx: &'c Ctx,
+    ctx: &'c Ctx<'c>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -362,7 +416,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
 /// Reads the text of a real object key and refuses control characters in it.
 struct PayloadKey<'c> {
-    ctx: &'c Ctx,
+    ctx: &'c Ctx<'c>,
 }
 
 impl<'de> Visitor<'de> for PayloadKey<'_> {
@@ -515,6 +569,29 @@ mod tests {
     }
 
     #[test]
+    fn the_element_budget_counts_every_value_across_ndjson_lines() {
+        let bounds = Bounds {
+            depth: 8,
+            elements: 4,
+        };
+        // `[1,2,3]` is four values: the array and three numbers.
+        assert!(parse_bounded(b"[1,2,3]", bounds).is_ok());
+        assert_eq!(
+            parse_bounded(b"[1,2,3,4]", bounds),
+            Err(JsonError::TooManyElements { limit: 4 })
+        );
+        assert_eq!(
+            parse_bounded(br#"{"a":{"b":[0]},"c":1}"#, bounds),
+            Err(JsonError::TooManyElements { limit: 4 })
+        );
+        assert!(parse_ndjson(b"[1]\n[2]\n", bounds).is_ok());
+        assert_eq!(
+            parse_ndjson(b"[1]\n[2]\n[3]\n", bounds),
+            Err((3, JsonError::TooManyElements { limit: 4 }))
+        );
+    }
+
+    #[test]
     fn rejects_control_characters_in_keys() {
         assert!(matches!(
             parse(r#"{"ss\u0000n":1}"#),
@@ -615,7 +692,8 @@ mod tests {
 
     #[test]
     fn ndjson_parses_lines_and_reports_the_failing_line() {
-        let docs = parse_ndjson(b"{\"a\":1}\n\n  \r\n[2]\r\n3", DEPTH).expect("parses");
+        let docs =
+            parse_ndjson(b"{\"a\":1}\n\n  \r\n[2]\r\n3", Bounds::depth(DEPTH)).expect("parses");
         assert_eq!(
             docs,
             vec![
@@ -625,20 +703,20 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_ndjson(b"", DEPTH).expect("parses"),
+            parse_ndjson(b"", Bounds::depth(DEPTH)).expect("parses"),
             Vec::<Value>::new()
         );
-        let (line, err) =
-            parse_ndjson(b"{\"a\":1}\n\n{\"a\":1,\"a\":2}\n", DEPTH).expect_err("refused");
+        let (line, err) = parse_ndjson(b"{\"a\":1}\n\n{\"a\":1,\"a\":2}\n", Bounds::depth(DEPTH))
+            .expect_err("refused");
         assert_eq!(line, 3);
         assert!(matches!(err, JsonError::DuplicateKey { line: 1, .. }));
-        assert!(parse_ndjson(b"{\"a\":\n1}\n", DEPTH).is_err());
+        assert!(parse_ndjson(b"{\"a\":\n1}\n", Bounds::depth(DEPTH)).is_err());
     }
 
     #[test]
     fn ndjson_round_trips() {
         let input = b"{\"b\":1.10,\"a\":-0}\n[18446744073709551616]\n\"x\"\n";
-        let docs = parse_ndjson(input, DEPTH).expect("parses");
+        let docs = parse_ndjson(input, Bounds::depth(DEPTH)).expect("parses");
         assert_eq!(to_ndjson(&docs), input);
         assert_eq!(to_ndjson(&[]), b"");
     }

@@ -441,6 +441,16 @@ impl Metrics {
                 .iter()
                 .find(|r| &r.id == rule_id)
                 .map_or(unknown, |r| r.action.name());
+            // customs' own rewrites: an echoed credential, header values.
+            let own = [
+                crate::proxy::echo::CREDENTIAL_ECHO,
+                crate::proxy::headers::HEADER_REDACT,
+            ];
+            let action = if own.contains(&rule_id.as_str()) {
+                "redact"
+            } else {
+                action
+            };
             self.actions
                 .with_label_values(&[integration, &policy.name, rule_id, action])
                 .inc_by(*n);

@@ -5,10 +5,14 @@
 //! `customs_anomalies_total{integration,kind}` and a `warn` log line. None of
 //! them ever carries a payload value, a key or a secret: only config names
 //! (integration, route, client id), fixed enums, counts, dates and wildcarded
-//! field paths (key names, as in the crossing records' `unknown_fields`).
+//! field paths, made safe by [`crate::audit::redact`] before they get here
+//! (as the crossing records' `unknown_fields` are).
 //!
 //! - `upstream_credential_failing`: the upstream answered 401/403 to an
 //!   integration that injects a credential.
+//! - `upstream_credential_echo`: an upstream answer carried the credential
+//!   customs injects (in a header or body); customs dropped, rewrote or
+//!   refused it (the crossing's `credential-echo` action count).
 //! - `volume_anomaly`: requests or body bytes in one window (a minute) above
 //!   `signals.volume_multiple` × the integration's moving baseline (an EWMA
 //!   of the previous windows, zeros included) once `signals.warmup` has passed
@@ -52,6 +56,9 @@ pub use drift::{ShapeProbe, Side};
 
 /// The upstream rejects the injected credential.
 pub const UPSTREAM_CREDENTIAL_FAILING: &str = "upstream_credential_failing";
+/// Traffic or auth failures far above the baseline.
+/// The upstream echoed the credential customs injected (it never reached the caller).
+pub const UPSTREAM_CREDENTIAL_ECHO: &str = "upstream_credential_echo";
 /// Traffic or auth failures far above the baseline.
 pub const VOLUME_ANOMALY: &str = "volume_anomaly";
 /// A field path never seen before.
@@ -105,6 +112,7 @@ struct Volume {
     base: [f64; 3],
     next: [Option<Instant>; 3],
     credential_next: Option<Instant>,
+    echo_next: Option<Instant>,
     last_seen: Option<Instant>,
 }
 
@@ -219,6 +227,18 @@ impl Signals {
                 if let Some(status) = rec.upstream_status {
                     ev = ev.with("upstream_status", status);
                 }
+                if let Some(route) = &rec.route {
+                    ev = ev.with("route", route.as_str());
+                }
+                fired.push(ev);
+            }
+            let echoed = rec
+                .response
+                .as_ref()
+                .is_some_and(|d| d.actions.contains_key(crate::proxy::echo::CREDENTIAL_ECHO));
+            if echoed && allow(&mut v.echo_next, now, s.repeat_after) {
+                let mut ev = Event::new(UPSTREAM_CREDENTIAL_ECHO, Some(name.to_string()))
+                    .with("outcome", rec.outcome);
                 if let Some(route) = &rec.route {
                     ev = ev.with("route", route.as_str());
                 }

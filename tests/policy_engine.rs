@@ -213,6 +213,7 @@ fn hash_rules_need_a_key() {
 
 #[test]
 fn strict_parsing_rejects_what_an_upstream_could_read_differently() {
+    use customs::json::Bounds;
     use customs::policy::document::{Format, apply_bytes};
     let p = policy("policy: t\nbody:\n  rules:\n    - id: d\n      drop: [$.ssn]\n");
     let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
@@ -227,14 +228,20 @@ fn strict_parsing_rejects_what_an_upstream_could_read_differently() {
         deep.as_bytes(),
     ];
     for bytes in cases {
-        let r = apply_bytes(&p, bytes, Format::Json, 64, &Apply::default());
+        let r = apply_bytes(
+            &p,
+            bytes,
+            Format::Json,
+            Bounds::depth(64),
+            &Apply::default(),
+        );
         assert!(r.is_err(), "accepted {:?}", String::from_utf8_lossy(bytes));
     }
     let ok = apply_bytes(
         &p,
         br#"{"n":18446744073709551616,"f":1.10,"ssn":"x","z":0}"#,
         Format::Json,
-        64,
+        Bounds::depth(64),
         &Apply::default(),
     );
     assert_eq!(

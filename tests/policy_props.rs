@@ -1,6 +1,7 @@
 //! Property: whatever the shape of a document, a policy that redacts every
-//! string lets no planted card number, SSN or e-mail address through, and
-//! its output is always valid JSON.
+//! string lets no planted card number, SSN or e-mail address through — in a
+//! value, in an object key or as a number in any notation — and its output is
+//! always valid JSON.
 
 use customs::policy::{Apply, compile};
 use proptest::prelude::*;
@@ -22,9 +23,23 @@ fn planted_string() -> impl Strategy<Value = String> {
         .prop_map(|(i, pre, post)| format!("{pre} {} {post}", PLANTED[i]))
 }
 
+/// The card 4111111111111111 as a JSON number, in the notations a sender may pick.
+const CARD_NUMBERS: [&str; 4] = [
+    "4111111111111111",
+    "4111111111111111.0",
+    "4.111111111111111e15",
+    "41111111111111110e-1",
+];
+
+fn card_number() -> impl Strategy<Value = Value> {
+    (0..CARD_NUMBERS.len())
+        .prop_map(|i| serde_json::from_str(CARD_NUMBERS[i]).expect("a JSON number"))
+}
+
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
+        card_number(),
         any::<bool>().prop_map(Value::Bool),
         any::<i32>().prop_map(Value::from),
         "[a-zA-Z0-9 .,-]{0,20}".prop_map(Value::String),
@@ -37,14 +52,23 @@ fn document() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(6, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("[a-zA-Z_]{1,8}", inner), 0..6)
+            prop::collection::vec((key(), inner), 0..6)
                 .prop_map(|kvs| { Value::Object(kvs.into_iter().collect::<Map<String, Value>>()) }),
         ]
     })
 }
 
+/// Object keys: field names, or planted values (keys are payload data too).
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "[a-zA-Z_]{1,8}", 1 => planted_string()]
+}
+
 fn contains_planted(text: &str) -> Option<&'static str> {
-    PLANTED.iter().copied().find(|p| text.contains(p))
+    PLANTED
+        .iter()
+        .chain(&CARD_NUMBERS)
+        .copied()
+        .find(|p| text.contains(p))
 }
 
 proptest! {

@@ -18,6 +18,7 @@
 
 pub mod chain;
 pub mod record;
+pub mod redact;
 pub mod writer;
 
 pub use chain::{Fault, Verified, VerifyError, verify, verify_summary};

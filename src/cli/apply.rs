@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use customs::config;
+use customs::json::Bounds;
 use customs::policy::document::{Format, apply_bytes};
 use customs::policy::{self, Apply, Mode, Policy, names};
 use std::io::{Read, Write};
@@ -34,9 +35,11 @@ pub struct ApplyArgs {
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let (cfg, diags) = config::load_with_diagnostics(&args.config.config);
     let policy = find_policy(&args.policy, cfg.as_ref())?;
-    let max_depth = cfg
-        .as_ref()
-        .map_or(config::DEFAULT_MAX_DEPTH, |c| c.limits.max_json_depth);
+    let limits = cfg.as_ref().map(|c| c.limits).unwrap_or_default();
+    let bounds = Bounds {
+        depth: limits.max_json_depth,
+        elements: limits.max_json_elements,
+    };
     let hash_key = cfg.as_ref().and_then(|c| c.hash_key.as_ref());
     if policy.needs_hash_key() && hash_key.is_none() {
         // The config may name the key and fail to read it: say why.
@@ -58,7 +61,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         hash_key,
         report: args.report,
     };
-    let applied = apply_bytes(&policy, &input, format(args), max_depth, &how)
+    let applied = apply_bytes(&policy, &input, format(args), bounds, &how)
         .context("the payload cannot be governed, so it would be refused")?;
     if args.report {
         report(&policy, &applied.outcome);

@@ -37,6 +37,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             (cfg.map(|c| c.policies).unwrap_or_default(), diags)
         }
     };
+    diags.extend(policy::warnings(&set));
     let (tests, mut failures) = policy::run_all_tests(&set);
     diags.append(&mut failures);
     for d in &diags {

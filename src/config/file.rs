@@ -138,6 +138,12 @@ pub struct LimitsFile {
     /// Deepest JSON nesting.
     #[serde(default)]
     pub max_json_depth: Option<Spanned<usize>>,
+    /// Body bytes all crossings may hold in memory at once.
+    #[serde(default)]
+    pub max_buffered_bytes: Option<Spanned<Size>>,
+    /// Most JSON values in one body.
+    #[serde(default)]
+    pub max_json_elements: Option<Spanned<usize>>,
     /// Whole upstream exchange, headers and body.
     #[serde(default)]
     pub upstream_timeout: Option<Spanned<Span>>,

@@ -149,6 +149,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Deepest JSON nesting.
     pub max_json_depth: usize,
+    /// Most JSON values (scalars and containers) in one body.
+    pub max_json_elements: usize,
+    /// Body bytes all crossings may hold at once (read at start).
+    pub max_buffered_bytes: usize,
     /// Whole upstream exchange.
     pub upstream_timeout: Duration,
     /// Whole request body, from the end of the head.
@@ -172,6 +176,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: DEFAULT_MAX_BODY as usize,
             max_json_depth: DEFAULT_MAX_DEPTH,
+            max_json_elements: crate::json::DEFAULT_MAX_ELEMENTS,
+            max_buffered_bytes: 256 << 20,
             upstream_timeout: Duration::from_secs(30),
             body_read_timeout: DEFAULT_BODY_READ,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
@@ -596,6 +602,28 @@ impl Builder<'_> {
                 );
             }
         }
+        let body_cap = raw
+            .max_body_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_BODY, |s| s.value.0);
+        if let Some(small) = raw
+            .max_buffered_bytes
+            .as_ref()
+            .filter(|s| s.value.0 < body_cap)
+        {
+            self.error(
+                small.referenced.line(),
+                "limits.max_buffered_bytes is below max_body_bytes: a body of the largest allowed size could never be held".into(),
+                "use at least max_body_bytes (default 10MiB); the default is 256MiB",
+            );
+        }
+        if let Some(zero) = raw.max_json_elements.as_ref().filter(|s| s.value == 0) {
+            self.error(
+                zero.referenced.line(),
+                "limits.max_json_elements is zero: every JSON body would be refused".into(),
+                "use a positive count, e.g. 1000000",
+            );
+        }
         let headers = raw.max_response_headers.as_ref();
         if let Some(bad) = headers.filter(|h| !(1..=MAX_RESPONSE_HEADERS).contains(&h.value)) {
             self.error(
@@ -621,6 +649,16 @@ impl Builder<'_> {
             }),
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_json_depth: max_json_depth.clamp(1, MAX_DEPTH_LIMIT),
+            max_json_elements: raw
+                .max_json_elements
+                .as_ref()
+                .map_or(d.max_json_elements, |s| s.value),
+            max_buffered_bytes: raw
+                .max_buffered_bytes
+                .as_ref()
+                .map_or(d.max_buffered_bytes, |s| {
+                    usize::try_from(s.value.0).unwrap_or(usize::MAX)
+                }),
             upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
             body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
             tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),

@@ -3,6 +3,7 @@
 
 use super::detect::{Detector, Redactor};
 use super::file::{NameRulesFile, PolicyFile, RuleFile, TestFile, UnknownFields};
+use super::headers::{HeaderRedact, HeaderRulesFile};
 use super::names::{Glob, NameFilter};
 use super::path::Selector;
 use super::transform::Mask;
@@ -54,12 +55,15 @@ impl Cx<'_> {
     fn policy(&mut self, raw: PolicyFile, text: &str) -> Policy {
         self.check_name(&raw.policy);
         let body = raw.body;
+        let mut allow_lines = Vec::new();
         let allow = body.allow.map(|paths| {
             let unknown = body
                 .unknown_fields
                 .as_ref()
                 .map_or(UnknownFields::Drop, |u| u.value);
-            (super::path::AllowList::new(self.selectors(&paths)), unknown)
+            let (sels, lines) = self.lined_selectors(&paths).into_iter().unzip();
+            allow_lines = lines;
+            (super::path::AllowList::new(sels), unknown)
         });
         if allow.is_none()
             && let Some(u) = &body.unknown_fields
@@ -75,6 +79,17 @@ impl Cx<'_> {
             Some(types) => types.iter().map(|t| Glob::new(t)).collect(),
             None => DEFAULT_CONTENT_TYPES.iter().map(|t| Glob::new(t)).collect(),
         };
+        let tests: Vec<PolicyTest> = raw
+            .tests
+            .into_iter()
+            .filter_map(|t| self.test_case(t))
+            .collect();
+        let warnings = match &allow {
+            Some((list, _)) => {
+                super::lint::allowed_containers(self.file, list, &allow_lines, &tests)
+            }
+            None => Vec::new(),
+        };
         Policy {
             name: raw.policy.value,
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
@@ -83,15 +98,14 @@ impl Cx<'_> {
             content_types,
             other_content: body.other_content,
             allow,
+            embedded_json: body.embedded_json,
             stages: super::stages(&rules),
             rules,
-            headers: self.name_rules(raw.headers, "headers"),
+            header_redact: self.header_redact(raw.headers.as_ref()),
+            headers: self.header_names(raw.headers),
             query: self.name_rules(raw.query, "query"),
-            tests: raw
-                .tests
-                .into_iter()
-                .filter_map(|t| self.test_case(t))
-                .collect(),
+            tests,
+            warnings,
         }
     }
 
@@ -119,10 +133,18 @@ impl Cx<'_> {
     }
 
     fn selectors(&mut self, paths: &[Spanned<String>]) -> Vec<Selector> {
+        self.lined_selectors(paths)
+            .into_iter()
+            .map(|(sel, _)| sel)
+            .collect()
+    }
+
+    /// The selectors that compile, each with its line.
+    fn lined_selectors(&mut self, paths: &[Spanned<String>]) -> Vec<(Selector, u64)> {
         paths
             .iter()
             .filter_map(|p| match Selector::parse(&p.value, self.exact) {
-                Ok(sel) => Some(sel),
+                Ok(sel) => Some((sel, p.referenced.line())),
                 Err(e) => {
                     self.error(
                         p.referenced.line(),
@@ -336,18 +358,77 @@ impl Cx<'_> {
         let Some(raw) = raw else {
             return NameFilter::KeepAll;
         };
+        let line = raw.referenced.line();
+        self.name_filter(line, raw.value.drop, raw.value.allow, what)
+    }
+
+    fn header_names(&mut self, raw: Option<Spanned<HeaderRulesFile>>) -> NameFilter {
+        let Some(raw) = raw else {
+            return NameFilter::KeepAll;
+        };
+        let line = raw.referenced.line();
+        self.name_filter(line, raw.value.drop, raw.value.allow, "headers")
+    }
+
+    fn name_filter(
+        &mut self,
+        line: u64,
+        drop: Option<Vec<String>>,
+        allow: Option<Vec<String>>,
+        what: &str,
+    ) -> NameFilter {
         let globs = |list: &[String]| list.iter().map(|g| Glob::new(g)).collect();
-        match (&raw.value.drop, &raw.value.allow) {
+        match (&drop, &allow) {
             (Some(d), None) => NameFilter::Drop(globs(d)),
             (None, Some(a)) => NameFilter::Allow(globs(a)),
             (None, None) => NameFilter::KeepAll,
             (Some(_), Some(_)) => {
                 self.error(
-                    raw.referenced.line(),
+                    line,
                     format!("{what}: has both drop and allow"),
                     "use drop: for a deny-list or allow: for an allow-list, not both",
                 );
                 NameFilter::KeepAll
+            }
+        }
+    }
+
+    /// `headers.redact` and its `detectors` (every built-in one by default).
+    fn header_redact(&mut self, raw: Option<&Spanned<HeaderRulesFile>>) -> Option<HeaderRedact> {
+        let raw = raw?;
+        let line = raw.referenced.line();
+        let (names, detectors) = match (&raw.value.redact, &raw.value.detectors) {
+            (None, None) => return None,
+            (None, Some(_)) => {
+                self.error(
+                    line,
+                    "headers: detectors without redact".into(),
+                    "list the headers whose values the detectors scan, e.g. redact: [location, set-cookie]",
+                );
+                return None;
+            }
+            (Some(names), detectors) => (names, detectors),
+        };
+        if names.is_empty() {
+            self.error(
+                line,
+                "headers: redact lists no header".into(),
+                "name the headers to scan, e.g. redact: [location, set-cookie, x-debug-*]",
+            );
+            return None;
+        }
+        let detectors: Vec<Detector> = match detectors {
+            Some(list) => list.iter().filter_map(|d| self.detector(d)).collect(),
+            None => Detector::ALL.to_vec(),
+        };
+        match Redactor::new(&detectors, &[]) {
+            Ok(redactor) => Some(HeaderRedact {
+                names: names.iter().map(|g| Glob::new(g)).collect(),
+                redactor,
+            }),
+            Err(e) => {
+                self.error(line, format!("headers: {e}"), "use built-in detectors");
+                None
             }
         }
     }

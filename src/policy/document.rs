@@ -2,7 +2,7 @@
 //! documents and NDJSON (one document per line) take the same path.
 
 use super::{Apply, ApplyError, Outcome, Policy};
-use crate::json::{self, JsonError};
+use crate::json::{self, Bounds, JsonError};
 use serde_json::Value;
 
 /// How a payload is framed.
@@ -48,10 +48,10 @@ pub fn apply_bytes(
     policy: &Policy,
     bytes: &[u8],
     format: Format,
-    max_depth: usize,
+    bounds: Bounds,
     how: &Apply<'_>,
 ) -> Result<Applied, DocumentError> {
-    apply_bytes_seen(policy, bytes, format, max_depth, how, &mut |_| {})
+    apply_bytes_seen(policy, bytes, format, bounds, how, &mut |_| {})
 }
 
 /// [`apply_bytes`], showing each parsed document to `seen` as received,
@@ -60,13 +60,13 @@ pub fn apply_bytes_seen(
     policy: &Policy,
     bytes: &[u8],
     format: Format,
-    max_depth: usize,
+    bounds: Bounds,
     how: &Apply<'_>,
     seen: &mut dyn FnMut(&Value),
 ) -> Result<Applied, DocumentError> {
     match format {
         Format::Json => {
-            let mut doc = json::parse_strict(bytes, max_depth)?;
+            let mut doc = json::parse_bounded(bytes, bounds)?;
             seen(&doc);
             let outcome = policy.apply(&mut doc, how)?;
             let bytes = if outcome.blocks(policy) {
@@ -76,18 +76,18 @@ pub fn apply_bytes_seen(
             };
             Ok(Applied { bytes, outcome })
         }
-        Format::Ndjson => apply_ndjson(policy, bytes, max_depth, how, seen),
+        Format::Ndjson => apply_ndjson(policy, bytes, bounds, how, seen),
     }
 }
 
 fn apply_ndjson(
     policy: &Policy,
     bytes: &[u8],
-    max_depth: usize,
+    bounds: Bounds,
     how: &Apply<'_>,
     seen: &mut dyn FnMut(&Value),
 ) -> Result<Applied, DocumentError> {
-    let mut docs = json::parse_ndjson(bytes, max_depth)
+    let mut docs = json::parse_ndjson(bytes, bounds)
         .map_err(|(line, source)| DocumentError::NdjsonLine { line, source })?;
     let mut total = Outcome {
         counts: vec![0; policy.rules.len()],

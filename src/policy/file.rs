@@ -54,6 +54,19 @@ pub enum UnknownFields {
     Pass,
 }
 
+/// What to do with a string value that holds a JSON object or array (`"{\"password\":…}"`),
+/// which path rules do not see into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddedJson {
+    /// Treat it as a string like any other (default): detectors of `redact` rules still scan
+    /// its text.
+    #[default]
+    Pass,
+    /// Refuse the crossing.
+    Refuse,
+}
+
 /// The whole policy file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +84,7 @@ pub struct PolicyFile {
     pub body: BodyFile,
     /// Header rules.
     #[serde(default)]
-    pub headers: Option<Spanned<NameRulesFile>>,
+    pub headers: Option<Spanned<super::headers::HeaderRulesFile>>,
     /// Query-parameter rules.
     #[serde(default)]
     pub query: Option<Spanned<NameRulesFile>>,
@@ -96,9 +109,12 @@ pub struct BodyFile {
     /// What happens outside the allow-list.
     #[serde(default)]
     pub unknown_fields: Option<Spanned<UnknownFields>>,
-    /// Match names case-sensitively.
+    /// Match names exactly (no case folding or Unicode normalisation).
     #[serde(default)]
     pub exact_names: bool,
+    /// Strings that hold JSON documents.
+    #[serde(default)]
+    pub embedded_json: EmbeddedJson,
     /// Rules, in order.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleFile>>,

@@ -8,16 +8,21 @@
 mod compile;
 pub mod detect;
 pub mod document;
+mod embedded;
 pub mod file;
+pub mod headers;
+mod lint;
 mod load;
 pub mod names;
 pub mod path;
+mod redact;
 mod selftest;
 pub mod shape;
 pub mod transform;
 
 pub use compile::compile;
-pub use file::{Mode, OtherContent, UnknownFields};
+pub use file::{EmbeddedJson, Mode, OtherContent, UnknownFields};
+pub use lint::warnings;
 pub use load::{PolicySet, load_dir, load_file, policy_files};
 pub use selftest::{TEST_HASH_KEY, TestFailure, run_all_tests, run_tests};
 
@@ -45,16 +50,22 @@ pub struct Policy {
     pub other_content: OtherContent,
     /// The allow-list and what to do outside it.
     pub allow: Option<(AllowList, UnknownFields)>,
+    /// What to do with strings that hold JSON documents.
+    pub embedded_json: EmbeddedJson,
     /// Body rules in file order.
     pub rules: Vec<Rule>,
     /// How the rules run after the allow-list: see [`Stage`].
     pub stages: Vec<Stage>,
     /// Header rules.
     pub headers: NameFilter,
+    /// Header values redacted by detectors.
+    pub header_redact: Option<headers::HeaderRedact>,
     /// Query-parameter rules.
     pub query: NameFilter,
     /// Embedded tests.
     pub tests: Vec<PolicyTest>,
+    /// What `check` warns about: risky constructs found at load (file:line).
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 /// One body rule.
@@ -167,6 +178,9 @@ pub struct PolicyTest {
 
 /// Rule id used for what the allow-list removes or refuses.
 pub const ALLOW_RULE: &str = "allow";
+
+/// Rule id of a refusal for a string that holds a JSON document (`embedded_json: refuse`).
+pub const EMBEDDED_RULE: &str = "embedded_json";
 
 /// How to run a policy.
 #[derive(Debug, Clone, Copy, Default)]
@@ -326,6 +340,17 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn policy(&mut self, policy: &Policy, doc: &mut Value) {
+        if policy.embedded_json == EmbeddedJson::Refuse
+            && let Some(path) = embedded::find(doc)
+        {
+            self.out.refused = Some(Refusal {
+                rule: EMBEDDED_RULE.to_string(),
+                path,
+            });
+            if self.stop_on_refusal {
+                return;
+            }
+        }
         for (i, rule) in policy.rules.iter().enumerate() {
             if matches!(rule.action, Action::Refuse) {
                 self.refuse(i, rule, doc);
@@ -437,7 +462,7 @@ impl Run<'_> {
                 };
                 *node = Value::String(key.hash(text_of(node).as_bytes()));
             }
-            Action::Redact { redactor, deep } => return redact(redactor, node, *deep),
+            Action::Redact { redactor, deep } => return redact::redact(redactor, node, *deep),
             Action::Drop | Action::Refuse => return false,
         }
         true
@@ -451,33 +476,5 @@ impl Run<'_> {
                 action,
             });
         }
-    }
-}
-
-/// Redacts detected spans in strings and in numbers' text (a 16-digit
-/// number can be a card); true when anything changed.
-fn redact(redactor: &Redactor, node: &mut Value, deep: bool) -> bool {
-    match node {
-        Value::String(s) => match redactor.redact(s) {
-            Some(r) => {
-                *s = r.text;
-                true
-            }
-            None => false,
-        },
-        Value::Number(n) => match redactor.redact(n.as_str()) {
-            Some(r) => {
-                *node = Value::String(r.text);
-                true
-            }
-            None => false,
-        },
-        Value::Array(items) if deep => items
-            .iter_mut()
-            .fold(false, |hit, v| redact(redactor, v, true) | hit),
-        Value::Object(map) if deep => map
-            .values_mut()
-            .fold(false, |hit, v| redact(redactor, v, true) | hit),
-        _ => false,
     }
 }

@@ -31,9 +31,10 @@
 //! filters on hot routes.
 //!
 //! # Semantics
-//! - Name selectors match object keys without regard to case, by Unicode case folding (`SSN`,
-//!   `ssn` and `ſsn` are one key), unless the policy sets `exact_names`. Names *inside* filter
-//!   expressions (`@.role`) are jsonpath-rust's and are matched exactly.
+//! - Name selectors match object keys as people read them, by Unicode compatibility
+//!   normalisation with case folding (`SSN`, `ssn`, `ſsn`, `ｓｓｎ` are one key; see `fold`),
+//!   unless the policy sets `exact_names`. Names inside filter expressions (`@.role`) fold the
+//!   same way: the filter runs on a folded view of the container.
 //! - Every matched node is visited once, even where an RFC nodelist repeats it (`$['a','a']`,
 //!   overlapping `..`). Callbacks run in document order, children before their parent. This is
 //!   not the RFC nodelist order.
@@ -48,7 +49,6 @@
 //! `$.data.users[?@.active == true].email` 0.31 ms (0.33 ms), where evaluating the filter
 //! dominates. The ignored test `perf_on_a_large_body` repeats the measurement.
 
-use jsonpath_rust::parser::errors::JsonPathError;
 use jsonpath_rust::parser::model::{self as ast, JpQuery};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
@@ -56,13 +56,15 @@ use serde_json::Value;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use unicase::UniCase;
 
+mod explain;
+mod fold;
 mod group;
 mod keys;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use fold::fold_name;
 pub use group::RuleGroup;
 
 /// A policy path that cannot be used.
@@ -304,7 +306,7 @@ impl Selector {
             path: src.to_owned(),
             reason,
         };
-        let query = parse_json_path(src).map_err(|e| syntax(explain(src, &e)))?;
+        let query = parse_json_path(src).map_err(|e| syntax(explain::explain(src, &e)))?;
         let program = Program::compile(&query, exact_names).map_err(syntax)?;
         Ok(Selector::from_program(src, program))
     }
@@ -345,6 +347,15 @@ impl Selector {
     /// could depend on what an earlier rule of the group did.
     pub fn groupable(&self) -> bool {
         self.program.filters.is_empty()
+    }
+
+    /// True when the path ends in `..*`: it selects everything below the node before it, so as
+    /// an allow-list entry it admits a whole subtree.
+    pub fn admits_subtree(&self) -> bool {
+        self.program
+            .steps
+            .last()
+            .is_some_and(|s| s.descendant && matches!(s.sels[..], [Sel::Wildcard]))
     }
 
     /// True when the path has a `..` segment, which makes the walk visit every node below it.
@@ -431,22 +442,23 @@ impl AllowList {
     }
 
     /// Walks `doc` once and reports every object member or array element the list does not
-    /// allow.
+    /// admit (SPEC §2.2).
     ///
-    /// A node is allowed when a selector matches it, or when it lies inside a matched node
-    /// (allowing `$.a` allows a's whole subtree). A container is also kept when some selector can
-    /// still match below it. Such a container is walked, not reported, and may end up empty.
-    /// Any other node is unknown: `f` is called with its location and the walk does not go into
-    /// it. A scalar where the list expects to go deeper is unknown (allow `$.a.b`, doc
-    /// `{"a":5}`). When `remove` is true, unknown nodes are removed. When it is false, the
-    /// document is left untouched. A scalar root where the list expects more is reported as `$`
-    /// but never removed. Returns the number of unknown nodes.
+    /// A node is admitted when a selector matches it. An admitted container keeps only the
+    /// members that are admitted too: allowing `$.a` admits `a` itself, not what arrives inside
+    /// it (`$.a..*` admits the whole subtree). A container some selector can still match below
+    /// is kept as a container and walked, and may end up empty. Any other node is unknown: `f`
+    /// is called with its location and the walk does not go into it. A scalar where the list
+    /// expects to go deeper is unknown (allow `$.a.b`, doc `{"a":5}`). When `remove` is true,
+    /// unknown nodes are removed; when it is false, the document is left untouched. A scalar
+    /// root the list does not admit is reported as `$` but never removed. Returns the number of
+    /// unknown nodes.
     pub fn prune(&self, doc: &mut Value, remove: bool, f: &mut dyn FnMut(&Location<'_>)) -> usize {
         let nfa = &*self.nfa;
-        if intersects(&nfa.start, &nfa.accept) {
-            return 0;
-        }
         if !is_container(doc) {
+            if nfa.accepts(&nfa.start) {
+                return 0;
+            }
             f(&Location::root());
             return 1;
         }
@@ -507,7 +519,7 @@ impl Step {
 
     fn selects(&self, child: &Child<'_>, hits: &Hits<'_>) -> bool {
         match child.key {
-            Some(key) if self.names.iter().any(|n| n.matches(key, child.ascii)) => return true,
+            Some(key) if self.names.iter().any(|n| n.matches(key, child)) => return true,
             _ => {}
         }
         self.names.len() < self.sels.len() && self.sels.iter().any(|sel| sel.selects(child, hits))
@@ -527,11 +539,11 @@ enum Sel {
     Filter(usize),
 }
 
-/// A name selector with its case-folded form precomputed.
+/// A name selector with its folded form precomputed.
 #[derive(Debug, Clone)]
 struct Name {
     raw: String,
-    /// Unicode case folding of `raw`; empty when `exact`.
+    /// [`fold_name`] of `raw`; empty when `exact`.
     folded: String,
     exact: bool,
 }
@@ -543,6 +555,19 @@ struct FilterInfo {
     /// Set when the filter mentions `$`. It holds the path from the root up to and including
     /// this filter, with names widened to `*`, run on the real root before the walk.
     rooted: Option<JpQuery>,
+    /// Names fold: the filter's names are folded and it runs on a folded view.
+    folded: bool,
+}
+
+impl FilterInfo {
+    /// The addresses of the nodes of `on` that `query` (one of ours) selects, sorted.
+    fn run(&self, query: &JpQuery, on: &Value) -> Vec<usize> {
+        if self.folded {
+            fold::run_folded(query, on)
+        } else {
+            run_filter(query, on)
+        }
+    }
 }
 
 impl Program {
@@ -598,7 +623,7 @@ impl Name {
         let folded = if exact {
             String::new()
         } else {
-            UniCase::unicode(raw).to_folded_case()
+            fold_name(raw).into_owned()
         };
         Name {
             raw: raw.to_owned(),
@@ -607,24 +632,28 @@ impl Name {
         }
     }
 
-    /// Does `key` (`ascii` when it is) match?
-    fn matches(&self, key: &str, ascii: bool) -> bool {
+    /// Does `key`, the key of `child`, match?
+    fn matches(&self, key: &str, child: &Child<'_>) -> bool {
         if self.exact {
             key == self.raw
-        } else if ascii {
-            // ASCII only folds to ASCII, so a non-ASCII folded name can never be equal here.
+        } else if child.ascii {
+            // ASCII only folds to ASCII lower case, so a non-ASCII folded name never equals it.
             key.eq_ignore_ascii_case(&self.folded)
         } else {
-            // Case folding is idempotent, so comparing against the folded name is exact.
-            UniCase::unicode(key) == UniCase::unicode(self.folded.as_str())
+            // The slow path, for non-ASCII keys only (rare): fold the key and compare.
+            fold_name(key) == self.folded.as_str()
         }
     }
 }
 
 impl FilterInfo {
     fn new(filter: &ast::Filter, before: &[ast::Segment], desc: bool, exact: bool) -> FilterInfo {
+        let mut filter = filter.clone();
+        if !exact {
+            fold::fold_filter(&mut filter);
+        }
         let own = ast::Segment::Selector(ast::Selector::Filter(filter.clone()));
-        let rooted = filter_uses_root(filter).then(|| {
+        let rooted = filter_uses_root(&filter).then(|| {
             let mut segments: Vec<ast::Segment> = before.iter().map(|s| widen(s, exact)).collect();
             segments.push(if desc {
                 ast::Segment::Descendant(Box::new(own.clone()))
@@ -636,6 +665,7 @@ impl FilterInfo {
         FilterInfo {
             local: JpQuery::new(vec![own]),
             rooted,
+            folded: !exact,
         }
     }
 }
@@ -1051,12 +1081,7 @@ impl<'n> Walk<'n> {
         let rooted = nfa
             .filters
             .iter()
-            .map(|f| {
-                f.rooted
-                    .as_ref()
-                    .map(|q| run_filter(q, doc))
-                    .unwrap_or_default()
-            })
+            .map(|f| f.rooted.as_ref().map(|q| f.run(q, doc)).unwrap_or_default())
             .collect();
         Walk { nfa, rooted }
     }
@@ -1078,7 +1103,7 @@ impl<'n> Walk<'n> {
                         && let Some(info) = self.nfa.filters.get(*slot)
                         && info.rooted.is_none()
                     {
-                        local.push((*slot, run_filter(&info.local, node)));
+                        local.push((*slot, info.run(&info.local, node)));
                     }
                 }
             }
@@ -1285,11 +1310,13 @@ impl<'n> Walk<'n> {
             scratch,
             true,
             &mut |cloc, child, cstates, rest| {
-                if self.nfa.accepts(cstates) {
-                    return false;
-                }
+                // An admitted container or an ancestor of admitted nodes: keep it, and look at
+                // its members.
                 if any(cstates) && is_container(child) {
                     n += self.prune(child, cloc, cstates, rest, unknown);
+                    return false;
+                }
+                if self.nfa.accepts(cstates) {
                     return false;
                 }
                 (unknown.f)(cloc);
@@ -1325,209 +1352,4 @@ fn keep_except<K: ?Sized>(doomed: &[usize]) -> impl FnMut(&K, &mut Value) -> boo
         pos += 1;
         !drop
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Error messages
-// ---------------------------------------------------------------------------------------------
-
-const QUOTE_HINT: &str = "quote names with special characters: $['a-b']";
-
-/// Turns a jsonpath-rust parse error into what is wrong and how to fix it.
-fn explain(src: &str, err: &JsonPathError) -> String {
-    if let JsonPathError::MaxNestingDepthExceeded(max) = err {
-        return format!("brackets and parentheses nest deeper than {max} levels");
-    }
-    if src.trim().is_empty() {
-        return "the path is empty; use $ for the whole document, or e.g. $.incidents[*].id".into();
-    }
-    if src.trim() != src {
-        return "remove the spaces around the path; JSONPath allows no leading or trailing spaces"
-            .into();
-    }
-    if !src.starts_with('$') {
-        return not_rooted(src);
-    }
-    if let Some(reason) = unbalanced(src) {
-        return reason;
-    }
-    let Some(col) = error_column(err) else {
-        return format!("not a valid RFC 9535 JSONPath; {QUOTE_HINT}");
-    };
-    let at = src
-        .char_indices()
-        .nth(col - 1)
-        .map_or(src.len(), |(i, _)| i);
-    explain_at(src, at, col)
-}
-
-fn not_rooted(src: &str) -> String {
-    if src.starts_with('@') {
-        return "'@' (the current node) only has a meaning inside a filter such as \
-                [?@.status == 'open']; a path starts at the document root: $"
-            .into();
-    }
-    let suggestion = if src.starts_with(['.', '[']) {
-        format!("${src}")
-    } else {
-        format!("$.{src}")
-    };
-    format!("a path must start with '$', the document root: {suggestion}")
-}
-
-/// Finds quotes, brackets or parentheses that are left open or closed twice.
-fn unbalanced(src: &str) -> Option<String> {
-    let mut open: Vec<(char, usize)> = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, ch) in src.chars().enumerate() {
-        let col = i + 1;
-        if let Some(q) = quote {
-            match ch {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                c if c == q => quote = None,
-                _ => {}
-            }
-            continue;
-        }
-        match ch {
-            '\'' | '"' => quote = Some(ch),
-            '[' | '(' => open.push((ch, col)),
-            ']' | ')' => match open.pop() {
-                Some((o, _)) if o == opener(ch) => {}
-                Some((o, at)) => {
-                    return Some(format!(
-                        "'{o}' at column {at} is closed by '{ch}' at column {col}; close it with '{}'",
-                        closer(o)
-                    ));
-                }
-                None => {
-                    return Some(format!(
-                        "unexpected '{ch}' at column {col} with no matching '{}'",
-                        opener(ch)
-                    ));
-                }
-            },
-            _ => {}
-        }
-    }
-    if let Some(q) = quote {
-        return Some(format!(
-            "a quoted name is not closed; end it with {q}, e.g. $['a-b']"
-        ));
-    }
-    open.pop()
-        .map(|(o, at)| format!("'{o}' at column {at} is never closed; add '{}'", closer(o)))
-}
-
-fn opener(close: char) -> char {
-    if close == ']' { '[' } else { '(' }
-}
-
-fn closer(open: char) -> char {
-    if open == '[' { ']' } else { ')' }
-}
-
-/// The 1-based column of a pest error, read from its rendering (` --> 1:7`).
-fn error_column(err: &JsonPathError) -> Option<usize> {
-    let text = err.to_string();
-    let pos = &text[text.find("--> ")? + 4..];
-    let col: String = pos
-        .split(':')
-        .nth(1)?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    col.parse().ok().filter(|c| *c > 0)
-}
-
-/// Explains an error pest reported at byte `at` (column `col`).
-fn explain_at(src: &str, at: usize, col: usize) -> String {
-    let (before, rest) = src.split_at(at);
-    if in_open_filter(before) {
-        return format!(
-            "invalid filter expression near column {col}; filters look like \
-             [?@.status == 'open'], compare with ==, !=, <, <=, > or >=, combine with &&, || \
-             and !, and may call length, count, match, search or value"
-        );
-    }
-    let dots = if rest.starts_with("..") || before.ends_with("..") {
-        Some(rest.trim_start_matches('.'))
-    } else {
-        None
-    };
-    if let Some(after) = dots {
-        return match after.chars().next() {
-            None => "the path ends with '..'; write a name, '*' or a bracket after it, \
-                     e.g. $..ssn"
-                .into(),
-            Some(_) => format!("expected a name, '*' or a bracket after '..'; {QUOTE_HINT}"),
-        };
-    }
-    if let Some(after) = rest.strip_prefix('.') {
-        return after_dot(after);
-    }
-    if before.ends_with('.') {
-        return after_dot(rest);
-    }
-    let Some(ch) = rest.chars().next() else {
-        return format!("the path ends too early; {QUOTE_HINT}");
-    };
-    if ch == '[' || inside_bracket(before) {
-        return format!(
-            "invalid bracket near column {col}; a bracket holds quoted names ('a'), indices (0, \
-             -1), slices (1:5:2), * or filters (?@.x == 1), separated by commas"
-        );
-    }
-    if ch.is_whitespace() {
-        return format!("unexpected space at column {col}; {QUOTE_HINT}");
-    }
-    if let Some(dot) = before.rfind('.') {
-        let name = shorthand_token(&src[dot + 1..]);
-        return format!(
-            "'{ch}' cannot appear in a name after '.' (column {col}); quote the name: ['{name}']"
-        );
-    }
-    format!("unexpected '{ch}' at column {col}; {QUOTE_HINT}")
-}
-
-fn after_dot(after: &str) -> String {
-    match after.chars().next() {
-        None => format!("the path ends with '.'; expected a name or '*' after it; {QUOTE_HINT}"),
-        Some(c) if c.is_ascii_digit() => {
-            let token = shorthand_token(after);
-            if token.bytes().all(|b| b.is_ascii_digit()) {
-                format!(
-                    "a name after '.' cannot start with a digit; write [{token}] for an array \
-                     index or ['{token}'] for a member name"
-                )
-            } else {
-                format!("a name after '.' cannot start with a digit; quote it: ['{token}']")
-            }
-        }
-        Some(_) => {
-            let token = shorthand_token(after);
-            format!("expected a name or '*' after '.'; quote the name: ['{token}']")
-        }
-    }
-}
-
-/// The text of a would-be shorthand name, up to the next segment.
-fn shorthand_token(s: &str) -> &str {
-    let end = s.find(['.', '[']).unwrap_or(s.len());
-    &s[..end]
-}
-
-/// Is the end of `before` inside a `[?` that has not been closed?
-fn in_open_filter(before: &str) -> bool {
-    before
-        .rfind("[?")
-        .is_some_and(|i| !before[i..].contains(']'))
-}
-
-fn inside_bracket(before: &str) -> bool {
-    before
-        .rfind('[')
-        .is_some_and(|i| !before[i..].contains(']'))
 }

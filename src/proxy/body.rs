@@ -2,13 +2,15 @@
 //! (bounded), parsed strictly and rewritten by its policy before a single
 //! byte of it is released; anything that cannot be inspected is refused.
 
+use super::budget::{Budget, Charge};
 use super::decode::{self, DecodeError};
 use crate::config::Limits;
+use crate::json::Bounds;
 use crate::policy::document::{DocumentError, Format, apply_bytes_seen};
 use crate::policy::names::{essence, is_ndjson};
 use crate::policy::transform::HashKey;
 use crate::policy::{Apply, OtherContent, Outcome, Policy};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
@@ -18,6 +20,8 @@ use http_body_util::{BodyExt, Limited};
 pub enum BodyError {
     /// Over `max_body_bytes`, raw or decoded.
     TooLarge,
+    /// No room in `limits.max_buffered_bytes` within the wait.
+    Overloaded,
     /// The body broke off or its framing was invalid.
     Broken,
     /// A type or encoding the policy cannot inspect.
@@ -32,8 +36,15 @@ pub enum BodyError {
 }
 
 /// Reads a whole body, stopping as soon as it passes `limit` bytes; a
-/// declared `Content-Length` over the limit is refused before reading.
-pub async fn read<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, BodyError>
+/// declared `Content-Length` over the limit is refused before reading. Every
+/// byte held is charged to `budget` (a declared length up front) and stays
+/// charged while the returned [`Charge`] lives.
+pub async fn read<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+    budget: &Budget,
+) -> Result<(Bytes, Charge), BodyError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -45,11 +56,41 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+    let mut charge = Charge::default();
+    let overloaded = |_| BodyError::Overloaded;
+    let declared = declared.map_or(0, |n| n as usize);
+    budget
+        .charge(&mut charge, declared)
+        .await
+        .map_err(overloaded)?;
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let (mut chunks, mut len) = (Vec::new(), 0);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e.is::<http_body_util::LengthLimitError>() {
+            true => BodyError::TooLarge,
+            false => BodyError::Broken,
+        })?;
+        if let Ok(data) = frame.into_data() {
+            let beyond = (len + data.len()).saturating_sub(declared.max(len));
+            budget
+                .charge(&mut charge, beyond)
+                .await
+                .map_err(overloaded)?;
+            len += data.len();
+            chunks.push(data);
+        }
     }
+    Ok((concat(chunks, len), charge))
+}
+
+/// One buffer from the chunks; a body that came in one chunk is not copied.
+fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut all = BytesMut::with_capacity(len);
+    chunks.iter().for_each(|c| all.extend_from_slice(c));
+    all.freeze()
 }
 
 /// A body released by its policy.
@@ -124,9 +165,12 @@ pub fn govern(
         hash_key,
         report: false,
     };
-    let depth = limits.max_json_depth;
+    let bounds = Bounds {
+        depth: limits.max_json_depth,
+        elements: limits.max_json_elements,
+    };
     let applied =
-        apply_bytes_seen(policy, &decoded, format, depth, &how, seen).map_err(|e| match e {
+        apply_bytes_seen(policy, &decoded, format, bounds, &how, seen).map_err(|e| match e {
             DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
             other => BodyError::Malformed(other.to_string()),
         })?;
@@ -136,7 +180,8 @@ pub fn govern(
         .as_ref()
         .filter(|_| applied.outcome.blocks(policy))
     {
-        let detail = format!("rule {} at {}", r.rule, r.path);
+        let path = crate::audit::redact::field_path(&r.path);
+        let detail = format!("rule {} at {path}", r.rule);
         return Err(BodyError::Refused(detail, Box::new(applied.outcome)));
     }
     Ok(Governed {

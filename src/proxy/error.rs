@@ -37,6 +37,8 @@ pub enum Kind {
     CredentialUnavailable,
     /// The crossing cannot be recorded.
     AuditUnavailable,
+    /// No room in `limits.max_buffered_bytes` for a body.
+    Overloaded,
 }
 
 /// Audit `outcome` values.
@@ -112,6 +114,7 @@ impl Kind {
                 "audit_unavailable",
                 O::Rejected,
             ),
+            Kind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", O::Rejected),
         }
     }
 }

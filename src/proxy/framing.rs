@@ -39,6 +39,13 @@ pub fn check<B>(req: &Request<B>, conn: &ConnInfo) -> Result<(), Refusal> {
     {
         return bad("request target authority differs from Host");
     }
+    // Userinfo (`user@host`) in `:authority` or Host is deprecated (RFC 9110
+    // §4.2.4) and a credential on the way to logs and upstream routing.
+    let host_text = hosts.first().map(|h| h.as_bytes()).unwrap_or_default();
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    if host_text.contains(&b'@') || authority.unwrap_or_default().contains(&b'@') {
+        return bad("userinfo in the request authority");
+    }
     // A tunnel cannot be inspected; TRACE is refused unless a route declares it.
     if req.method() == Method::CONNECT {
         return bad("CONNECT is not proxied");

@@ -2,9 +2,10 @@
 //! header names) never cross, framing is always recomputed by customs, and
 //! policy header rules decide the rest.
 
+use crate::policy::headers::HeaderRedact;
 use crate::policy::names::NameFilter;
-use http::HeaderMap;
 use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
 
 /// Removed on every hop (RFC 9110 §7.6.1, including the non-standard
 /// `Proxy-Connection` it names and HTTP/2's `HTTP2-Settings`), plus framing
@@ -79,10 +80,45 @@ pub fn apply_rules(headers: &mut HeaderMap, rules: &NameFilter) -> usize {
     doomed.len()
 }
 
+/// Rule id under which a record counts header values redacted by detectors.
+pub const HEADER_REDACT: &str = "header-redact";
+
+/// Redacts the values of the headers `rules` covers: each detected span
+/// becomes `[LABEL]`; a value that is not text cannot be scanned and is
+/// removed. Returns how many values changed.
+pub fn redact_values(headers: &mut HeaderMap, rules: &HeaderRedact) -> u64 {
+    let covered: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| rules.covers(name.as_str()))
+        .cloned()
+        .collect();
+    let mut changed = 0;
+    for name in covered {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        let mut kept = Vec::with_capacity(values.len());
+        for value in values {
+            let redacted = match value.to_str().map(|text| rules.redactor.redact(text)) {
+                Ok(None) => {
+                    kept.push(value);
+                    continue;
+                }
+                Ok(Some(found)) => HeaderValue::from_str(&found.text).ok(),
+                Err(_) => None,
+            };
+            changed += 1;
+            kept.extend(redacted);
+        }
+        headers.remove(&name);
+        for value in kept {
+            headers.append(name.clone(), value);
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn connection_named_headers_are_removed() {

@@ -6,9 +6,11 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod client;
 pub mod credential;
 pub mod decode;
+pub mod echo;
 pub mod error;
 pub mod framing;
 pub mod headers;
@@ -30,6 +32,7 @@ use crate::audit::Auditor;
 use crate::config::Config;
 use crate::metrics::{Meters, Metrics};
 use crate::signals::Signals;
+use budget::Budget;
 use client::UpstreamClient;
 use credential::Credential;
 use error::{Kind, Refusal};
@@ -60,6 +63,8 @@ pub struct Runtime {
     shards: usize,
     /// The policy threads for large bodies (kept across reloads).
     pub offload: Arc<offload::Offload>,
+    /// Body bytes held by all crossings (kept across reloads).
+    pub budget: Arc<Budget>,
     id_prefix: u32,
     id_counter: AtomicU64,
 }
@@ -87,6 +92,7 @@ impl Runtime {
         signals: Arc<Signals>,
         shards: usize,
         offload: Arc<offload::Offload>,
+        budget: Arc<Budget>,
     ) -> Result<Self, RuntimeError> {
         let failed = |it: &crate::config::Integration| {
             let integration = it.name.clone();
@@ -144,6 +150,7 @@ impl Runtime {
             meters,
             shards,
             offload,
+            budget,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
         })

@@ -3,9 +3,12 @@
 //! policy (~10 µs per KB) would hold up every other crossing on that shard,
 //! light `pass` ones included. Bodies at or over [`OFFLOAD_MIN`] bytes, and
 //! compressed ones (their size says nothing of the work), are governed by a
-//! fixed set of policy threads (one per worker) that take jobs first come,
-//! first served; the shard goes on serving meanwhile. Smaller bodies stay
-//! inline, where the hand-over would cost more than the work.
+//! fixed set of policy threads (one per worker); the shard goes on serving
+//! meanwhile. Jobs wait in one lane per integration and the threads take
+//! the lanes in turn (first come, first served within a lane), so one
+//! integration sending huge bodies delays another's by at most one job per
+//! thread, not by its whole backlog. Smaller bodies stay inline, where the
+//! hand-over would cost more than the work.
 
 use prometheus::{IntCounter, IntGauge};
 use std::collections::VecDeque;
@@ -35,8 +38,32 @@ struct Queue {
 
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
+    /// Lanes with jobs, in turn order: (lane, its jobs in arrival order).
+    lanes: VecDeque<(usize, VecDeque<Job>)>,
     closed: bool,
+}
+
+impl State {
+    fn push(&mut self, lane: usize, job: Job) {
+        match self.lanes.iter_mut().find(|(l, _)| *l == lane) {
+            Some((_, jobs)) => jobs.push_back(job),
+            None => self.lanes.push_back((lane, VecDeque::from([job]))),
+        }
+    }
+
+    /// The next lane's first job; the lane goes to the back of the turn order.
+    fn pop(&mut self) -> Option<Job> {
+        let (lane, mut jobs) = self.lanes.pop_front()?;
+        let job = jobs.pop_front();
+        if !jobs.is_empty() {
+            self.lanes.push_back((lane, jobs));
+        }
+        job
+    }
+
+    fn waiting(&self) -> usize {
+        self.lanes.iter().map(|(_, jobs)| jobs.len()).sum()
+    }
 }
 
 impl Queue {
@@ -70,9 +97,10 @@ impl Offload {
         Ok(pool)
     }
 
-    /// Runs `job` on a policy thread; `None` when it panicked or was
-    /// dropped unrun. A job whose waiter is gone by its turn is skipped.
-    pub async fn run<T, F>(&self, job: F) -> Option<T>
+    /// Runs `job` on a policy thread, queued in `lane` (the integration's
+    /// index); `None` when it panicked or was dropped unrun. A job whose
+    /// waiter is gone by its turn is skipped.
+    pub async fn run<T, F>(&self, lane: usize, job: F) -> Option<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -83,7 +111,7 @@ impl Offload {
                 let _ = tx.send(job());
             }
         });
-        self.queue.lock().jobs.push_back(job);
+        self.queue.lock().push(lane, job);
         self.meters.jobs.inc();
         self.meters.waiting.inc();
         self.queue.ready.notify_one();
@@ -96,9 +124,9 @@ impl Drop for Offload {
         let dropped = {
             let mut state = self.queue.lock();
             state.closed = true;
-            std::mem::take(&mut state.jobs)
+            self.meters.waiting.sub(state.waiting() as i64);
+            std::mem::take(&mut state.lanes)
         };
-        self.meters.waiting.sub(dropped.len() as i64);
         drop(dropped);
         self.queue.ready.notify_all();
     }
@@ -112,7 +140,7 @@ fn work(queue: &Queue, waiting: &IntGauge) {
                 if state.closed {
                     return;
                 }
-                if let Some(job) = state.jobs.pop_front() {
+                if let Some(job) = state.pop() {
                     waiting.dec();
                     break job;
                 }
@@ -145,13 +173,13 @@ mod tests {
     async fn runs_jobs_and_survives_a_panicking_one() {
         let meters = meters();
         let pool = Offload::start(2, meters.clone()).expect("threads");
-        let name = pool.run(|| std::thread::current().name().map(str::to_owned));
+        let name = pool.run(0, || std::thread::current().name().map(str::to_owned));
         let name = name.await.flatten().expect("a named thread");
         assert!(name.starts_with("customs-policy-"), "{name}");
-        let panicked: Option<()> = pool.run(|| panic!("policy bug")).await;
+        let panicked: Option<()> = pool.run(0, || panic!("policy bug")).await;
         assert_eq!(panicked, None);
         for n in 0..8u64 {
-            assert_eq!(pool.run(move || n * 2).await, Some(n * 2));
+            assert_eq!(pool.run(0, move || n * 2).await, Some(n * 2));
         }
         assert_eq!((meters.jobs.get(), meters.waiting.get()), (10, 0));
     }
@@ -164,7 +192,7 @@ mod tests {
         let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel());
         let (started_tx, started_rx) = started;
         let (release_tx, release_rx) = release;
-        let blocker = pool.run(move || {
+        let blocker = pool.run(0, move || {
             let _ = started_tx.send(());
             let _ = release_rx.recv();
         });
@@ -175,7 +203,7 @@ mod tests {
             // Polled once (queued behind the blocker), then abandoned.
             tokio::select! {
                 biased;
-                _ = pool.run(move || flag.store(true, Ordering::SeqCst)) => {
+                _ = pool.run(0, move || flag.store(true, Ordering::SeqCst)) => {
                     panic!("ran while the only thread was blocked")
                 }
                 () = std::future::ready(()) => {}
@@ -184,8 +212,33 @@ mod tests {
             release_tx.send(()).expect("release");
         });
         // The queue is first come, first served: this one runs after the skipped one.
-        assert_eq!(pool.run(|| 7).await, Some(7));
+        assert_eq!(pool.run(0, || 7).await, Some(7));
         assert!(!ran.load(Ordering::SeqCst), "the abandoned job never ran");
         assert_eq!(meters.waiting.get(), 0);
+    }
+
+    /// One lane's backlog does not hold up another lane's job.
+    #[tokio::test]
+    async fn lanes_take_turns() {
+        let pool = Offload::start(1, meters()).expect("threads");
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // In a lane of its own, so the turn order below is the same whether the thread
+        // took it before or after the others were queued.
+        let blocker = pool.run(9, move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        });
+        let job = |lane: usize, name: &'static str| {
+            let order = order.clone();
+            pool.run(lane, move || order.lock().expect("order").push(name))
+        };
+        let (a1, a2, a3, b1) = (job(0, "a1"), job(0, "a2"), job(0, "a3"), job(1, "b1"));
+        tokio::join!(blocker, a1, a2, a3, b1, async {
+            started_rx.recv().expect("the blocker runs");
+            release_tx.send(()).expect("release");
+        });
+        assert_eq!(*order.lock().expect("order"), ["a1", "b1", "a2", "a3"]);
     }
 }

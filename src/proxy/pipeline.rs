@@ -7,14 +7,16 @@
 
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
+use super::budget::{Budget, Charge};
+use super::echo::{CREDENTIAL_ECHO, Echo};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, offload, route, tunnel, uri};
+use crate::audit::redact;
 use crate::config::{Config, OnFailure};
 use crate::policy::Policy;
-use crate::policy::names::NameFilter;
 use crate::signals::{ShapeProbe, Side};
 use bytes::Bytes;
 use http::header::{self, CONTENT_ENCODING, HeaderValue};
@@ -118,9 +120,12 @@ async fn cross(
         return Err(Refusal::new(Kind::AuditUnavailable, "audit log is failing"));
     }
     let credential = rt.credential(&matched)?;
+    let echo = credential.as_ref().and_then(Echo::new);
     let (parts, body) = req.into_parts();
     let limits = config.limits;
-    let raw = read_request_body(&parts.headers, body, &limits).await?;
+    // Charges to the body budget are held until the crossing is answered.
+    let (raw, _request_charge) =
+        read_request_body(&parts.headers, body, &limits, &rt.budget).await?;
     let request_policy = matched.route.request.as_ref();
     // Empty bodies are not governed (GETs): no shape, no signals lock.
     let probe = (!raw.is_empty())
@@ -128,6 +133,7 @@ async fn cross(
         .flatten();
     let governed = govern(
         rt,
+        matched.index,
         request_policy,
         &parts.headers,
         raw,
@@ -146,18 +152,19 @@ async fn cross(
         host: host_of(&parts),
         request_id: &trail.request_id,
     };
-    let mut head = upstream::request_head(
+    let (mut head, redacted) = upstream::request_head(
         &parts,
         &integration.upstream,
         &forward_path,
         &hop,
-        request_policy.map_or(&NameFilter::KeepAll, |p| &p.headers),
+        request_policy,
         credential.as_ref(),
     )?;
+    count_header_redactions(trail.request_side(), redacted);
     if let Some(h) = head.headers_mut() {
         prepare_request_headers(
             h,
-            matched.route.response.as_deref(),
+            matched.route.response.is_some() || echo.is_some(),
             governed.outcome.is_some(),
         );
         if upgrade.is_some() {
@@ -178,8 +185,15 @@ async fn cross(
     };
     let sent = std::time::Instant::now();
     let mut head_status = None;
-    let answer =
-        upstream::exchange(client, request, &limits, upgrade.as_ref(), &mut head_status).await;
+    let answer = upstream::exchange(
+        client,
+        request,
+        &limits,
+        &rt.budget,
+        upgrade.as_ref(),
+        &mut head_status,
+    )
+    .await;
     trail.upstream_elapsed = Some(sent.elapsed());
     trail.upstream_status = head_status;
     let mut answer = answer?;
@@ -189,7 +203,7 @@ async fn cross(
         .then(|| rt.signals.shape_probe(config, &matched, Side::Response))
         .flatten();
     let policy = matched.route.response.as_ref();
-    let mut response = respond(rt, policy, answer, trail, probe).await?;
+    let mut response = respond(rt, policy, answer, trail, probe, echo.as_ref()).await?;
     let tunnel = match (upgrade, switched) {
         (Some(asked), Some(upstream)) => {
             tunnel::mark(response.headers_mut());
@@ -235,9 +249,11 @@ fn authenticate<'c>(
 
 /// Applies a direction's policy (or `pass`) to a body, recording it (and
 /// its drift candidates when `probe` samples it). Large bodies are governed
-/// on a policy thread ([`offload`]), so the shard goes on serving.
+/// on a policy thread ([`offload`]), so the shard goes on serving, in the
+/// integration's `lane`.
 async fn govern(
     rt: &Runtime,
+    lane: usize,
     policy: Option<&Arc<Policy>>,
     headers: &http::HeaderMap,
     raw: Bytes,
@@ -257,7 +273,7 @@ async fn govern(
         Some(p) if raw.len() >= offload::OFFLOAD_MIN || headers.contains_key(CONTENT_ENCODING) => {
             let (p, headers, config) = (p.clone(), headers.clone(), rt.config.clone());
             let job = move || apply(&p, &headers, raw, &config, probe);
-            let answer = rt.offload.run(job).await;
+            let answer = rt.offload.run(lane, job).await;
             answer.unwrap_or_else(|| (Err(could_not_run()), None))
         }
         Some(p) => apply(p, headers, raw, &rt.config, probe),
@@ -267,7 +283,11 @@ async fn govern(
         Trail::record_actions(side, p, outcome);
     }
     let governed = governed?;
-    side.new_paths = probe.map(ShapeProbe::finish).unwrap_or_default();
+    let named = probe.map(ShapeProbe::finish).unwrap_or_default();
+    side.new_paths = named
+        .into_iter()
+        .map(|(hash, path)| (hash, redact::field_path(&path)))
+        .collect();
     side.bytes_out = governed.body.len() as u64;
     if let (Some(p), Some(outcome)) = (policy, &governed.outcome) {
         Trail::record_actions(side, p, outcome);
@@ -314,12 +334,13 @@ async fn read_request_body(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
-) -> Result<Bytes, Refusal> {
+    budget: &Budget,
+) -> Result<(Bytes, Charge), Refusal> {
     // A body already known to be empty (most GETs) needs no timer.
     if hyper::body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), Charge::default()));
     }
-    let read = body::read(headers, body, limits.max_body_bytes);
+    let read = body::read(headers, body, limits.max_body_bytes, budget);
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
         Err(_) => Err(Refusal::new(
@@ -333,6 +354,10 @@ async fn read_request_body(
 fn request_body_refusal(e: &BodyError) -> Refusal {
     match e {
         BodyError::TooLarge => Refusal::new(Kind::TooLarge, "request body over max_body_bytes"),
+        BodyError::Overloaded => Refusal::new(
+            Kind::Overloaded,
+            "no room in max_buffered_bytes for the body",
+        ),
         BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
         BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
         BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
@@ -344,6 +369,12 @@ fn request_body_refusal(e: &BodyError) -> Refusal {
 
 fn response_body_refusal(e: &BodyError) -> Refusal {
     let detail = match e {
+        BodyError::Overloaded => {
+            return Refusal::new(
+                Kind::Overloaded,
+                "no room in max_buffered_bytes for the body",
+            );
+        }
         BodyError::TooLarge => "response body over max_body_bytes".to_string(),
         BodyError::Broken => "upstream body broke off".to_string(),
         BodyError::Unsupported(d)
@@ -378,14 +409,17 @@ fn host_of(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-fn prepare_request_headers(h: &mut http::HeaderMap, response: Option<&Policy>, rewritten: bool) {
+/// `inspected`: the answer will be read, by a response policy or by the
+/// credential-echo scan.
+fn prepare_request_headers(h: &mut http::HeaderMap, inspected: bool, rewritten: bool) {
     if rewritten {
         headers::strip_body_digests(h);
     }
-    // Ask for plain, whole bodies the response policy can read as they are:
-    // no content coding, and no byte range (a slice of a document can be a
-    // valid document that the rules, written for the whole, never match).
-    if response.is_some() {
+    // Ask for plain, whole bodies the response policy (and the echo scan)
+    // can read as they are: no content coding, and no byte range (a slice of
+    // a document can be a valid document that the rules, written for the
+    // whole, never match; a slice can split an echoed credential).
+    if inspected {
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
@@ -402,30 +436,80 @@ async fn respond(
     answer: upstream::Answer,
     trail: &mut Trail,
     probe: Option<ShapeProbe>,
+    echo: Option<&Echo>,
 ) -> Result<ProxyResponse, Refusal> {
     // A part of a document is not judged as if it were the document.
-    if policy.is_some() && answer.status == http::StatusCode::PARTIAL_CONTENT {
+    if (policy.is_some() || echo.is_some()) && answer.status == http::StatusCode::PARTIAL_CONTENT {
         return Err(Refusal::new(
             Kind::ResponseRefused,
             "partial content under a response policy",
         ));
     }
     let mut headers = answer.headers;
+    let lane = trail.lane();
     let side = trail.response_side();
-    let governed = govern(rt, policy, &headers, answer.body, side, probe)
+    let governed = govern(rt, lane, policy, &headers, answer.body, side, probe)
         .await
         .map_err(|e| response_body_refusal(&e))?;
     if let Some(p) = policy.filter(|p| enforced(p)) {
         headers::apply_rules(&mut headers, &p.headers);
+        if let Some(rules) = &p.header_redact {
+            let redacted = headers::redact_values(&mut headers, rules);
+            count_header_redactions(trail.response_side(), redacted);
+        }
     }
     if governed.outcome.is_some() {
         headers::strip_body_digests(&mut headers);
     }
+    let mut body = governed.body;
+    if let Some(echo) = echo {
+        let limit = rt.config.limits.max_body_bytes;
+        guard_echo(
+            echo,
+            &mut headers,
+            &mut body,
+            governed.outcome.is_some(),
+            trail,
+            limit,
+        )?;
+    }
     if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
         headers.insert(REQUEST_ID, id);
     }
-    let mut response = Response::new(Full::new(governed.body));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = answer.status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// The injected credential never reaches the caller (see [`super::echo`]):
+/// what was removed is counted in the record as `credential-echo`.
+fn guard_echo(
+    echo: &Echo,
+    headers: &mut http::HeaderMap,
+    body: &mut Bytes,
+    rewritten: bool,
+    trail: &mut Trail,
+    limit: usize,
+) -> Result<(), Refusal> {
+    let scrubbed = echo.scrub(headers, body, rewritten, limit);
+    let side = trail.response_side();
+    if scrubbed.echoes > 0 {
+        side.actions
+            .insert(CREDENTIAL_ECHO.to_string(), scrubbed.echoes);
+        side.bytes_out = body.len() as u64;
+    }
+    match scrubbed.refusal {
+        Some(refusal) => {
+            side.bytes_out = 0;
+            Err(refusal)
+        }
+        None => Ok(()),
+    }
+}
+
+fn count_header_redactions(side: &mut crate::audit::Direction, n: u64) {
+    if n > 0 {
+        side.actions.insert(headers::HEADER_REDACT.to_string(), n);
+    }
 }

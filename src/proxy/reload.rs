@@ -222,6 +222,7 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
             base.signals.clone(),
             base.shards(),
             base.offload.clone(),
+            base.budget.clone(),
         )
         .map_err(|e| e.to_string())
     });

@@ -2,6 +2,7 @@
 //! stop, drain. The running [`Runtime`] sits behind an `ArcSwap` so a reload
 //! swaps it atomically; each request holds the snapshot it started with.
 
+use super::budget::{self, Budget};
 use super::listener::{ListenerOptions, Rejections, shards};
 use super::offload::Offload;
 use super::{Runtime, RuntimeError, admin, pipeline, reload, tls};
@@ -90,6 +91,7 @@ pub async fn serve(
         Arc::new(Signals::new()),
         shards,
         Arc::new(offload),
+        Arc::new(Budget::new(config.limits.max_buffered_bytes, budget::WAIT)),
     )?));
     let proxy_listeners =
         shards::bind(config.listen, shards).map_err(|source| ServeError::Bind {

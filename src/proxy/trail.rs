@@ -8,6 +8,7 @@ use super::error::{Kind, Outcome, Refusal};
 use super::pipeline::ProxyResponse;
 use super::route::Matched;
 use crate::audit::record::{Crossing, Direction};
+use crate::audit::redact;
 use crate::config::{Integration, OnFailure};
 use crate::policy::{Mode, Outcome as PolicyOutcome, Policy};
 use http::Request;
@@ -64,6 +65,11 @@ impl Trail {
         self.record.integration = Some(integration.name.clone());
     }
 
+    /// The policy-thread lane of this crossing: its integration's position.
+    pub fn lane(&self) -> usize {
+        self.integration.unwrap_or(usize::MAX)
+    }
+
     /// Notes the route, and the policies each direction uses.
     pub fn matched(&mut self, m: &Matched<'_>) {
         self.record.route = Some(m.route.id.clone());
@@ -101,7 +107,7 @@ impl Trail {
         if outcome.unknown_count > 0 {
             side.actions
                 .insert(crate::policy::ALLOW_RULE.to_string(), outcome.unknown_count);
-            side.unknown_fields.clone_from(&outcome.unknown_fields);
+            side.unknown_fields = redact::field_paths(&outcome.unknown_fields);
         }
     }
 
@@ -144,12 +150,12 @@ impl Trail {
         record.ts = crate::audit::timestamp();
         record.request_id = self.request_id.clone();
         record.method = std::mem::take(&mut self.method);
-        record.path = elide_query_values(&self.path);
+        record.path = redact::url(&self.path);
         record.status = status;
         record.upstream_status = self.upstream_status;
         record.outcome = outcome.as_str();
         record.auth = record.auth.or(Some("none"));
-        record.reason = self.refusal.as_ref().map(|r| r.detail.clone());
+        record.reason = self.refusal.as_ref().map(|r| redact::reason(&r.detail));
         record.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Tally {
             rt,
@@ -217,26 +223,5 @@ fn direction(policy: Option<&Policy>) -> Direction {
         policy: policy.map_or_else(|| "pass".to_string(), |p| p.name.clone()),
         policy_sha256: policy.map(|p| p.sha256.clone()),
         ..Direction::default()
-    }
-}
-
-/// `/a?x=1&y=2` → `/a?x=&y=`: names stay for the auditor, values may be data.
-fn elide_query_values(path: &str) -> String {
-    match path.split_once('?') {
-        Some((p, q)) => format!("{p}?{}", super::uri::elide_query(q)),
-        None => path.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_elided() {
-        assert_eq!(elide_query_values("/a?x=1&y=secret"), "/a?x=&y=");
-        assert_eq!(elide_query_values("/a"), "/a");
-        assert_eq!(elide_query_values("/a?jane@example.com"), "/a?*");
-        assert_eq!(elide_query_values("/a?x=1;ssn=078-05-1120"), "/a?x=;ssn=");
     }
 }

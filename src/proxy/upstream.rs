@@ -5,12 +5,13 @@
 
 use super::auth::CREDENTIAL_HEADERS;
 use super::body::{self, BodyError};
+use super::budget::{Budget, Charge};
 use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
 use super::tunnel::Asked;
 use crate::config::{Limits, Upstream};
-use crate::policy::names::NameFilter;
+use crate::policy::Policy;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -28,6 +29,45 @@ const PROXY_SET: [&str; 5] = [
     "x-request-id",
     "forwarded",
 ];
+
+/// Headers that make common upstreams read another method or path than the
+/// one routed (re-opening default deny), or another client address than the
+/// one customs forwards in `X-Forwarded-For`. Never forwarded.
+const NEVER_FORWARDED: [&str; 15] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-originating-ip",
+];
+
+/// Whether a caller's header is one customs owns or never forwards. Names
+/// are compared with `_` read as `-`: CGI, WSGI and Rack map `X_Real_IP` and
+/// `X-Real-IP` to the same variable.
+fn is_withheld(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    let same = |h: &&str| {
+        h.len() == name.len()
+            && h.bytes()
+                .zip(name)
+                .all(|(h, n)| h == *n || (h == b'-' && *n == b'_'))
+    };
+    CREDENTIAL_HEADERS
+        .iter()
+        .chain(PROXY_SET.iter())
+        .chain(NEVER_FORWARDED.iter())
+        .any(same)
+}
 
 /// Facts about the caller's hop, for `X-Forwarded-*`.
 #[derive(Debug, Clone)]
@@ -51,21 +91,24 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// Body, at most `max_body_bytes`.
     pub body: Bytes,
+    /// The body's bytes in the shared budget, held until the crossing is answered.
+    pub charge: Charge,
     /// The upstream's side of a WebSocket switch (a checked 101 only).
     pub switched: Option<hyper::upgrade::OnUpgrade>,
 }
 
 /// Builds the upstream request head from the caller's, minus everything
-/// customs owns and whatever the request policy's header `rules` remove,
-/// plus the injected credential.
+/// customs owns and whatever the request policy's header rules remove (and
+/// with the values they redact: counted in the returned number), plus the
+/// injected credential.
 pub fn request_head(
     parts: &Parts,
     upstream: &Upstream,
     path_and_query: &str,
     hop: &Hop<'_>,
-    rules: &NameFilter,
+    policy: Option<&Policy>,
     credential: Option<&HeaderValue>,
-) -> Result<http::request::Builder, Refusal> {
+) -> Result<(http::request::Builder, u64), Refusal> {
     let scheme = if upstream.https { "https" } else { "http" };
     let uri: Uri = format!("{scheme}://{}{path_and_query}", upstream.authority)
         .parse()
@@ -73,13 +116,20 @@ pub fn request_head(
     let mut headers = parts.headers.clone();
     headers::strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
-    for name in CREDENTIAL_HEADERS.iter().chain(PROXY_SET.iter()) {
-        headers.remove(*name);
+    let withheld: Vec<HeaderName> = headers.keys().filter(|n| is_withheld(n)).cloned().collect();
+    for name in &withheld {
+        headers.remove(name);
     }
     // The policy judges the caller's headers only: what customs adds below
     // (forwarding headers, request id, credential) is not the caller's to
     // filter, and an allow-list must not strip the injected credential.
-    headers::apply_rules(&mut headers, rules);
+    let mut redacted = 0;
+    if let Some(p) = policy {
+        headers::apply_rules(&mut headers, &p.headers);
+        if let Some(rules) = &p.header_redact {
+            redacted = headers::redact_values(&mut headers, rules);
+        }
+    }
     set(&mut headers, "x-forwarded-for", &hop.peer_ip);
     set(&mut headers, "x-forwarded-proto", hop.proto);
     if let Some(host) = hop.host {
@@ -93,7 +143,7 @@ pub fn request_head(
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    Ok(builder)
+    Ok((builder, redacted))
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -112,10 +162,11 @@ pub async fn exchange(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     limits: &Limits,
+    budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
-    let sent = send(client, request, limits, upgrade, head_status);
+    let sent = send(client, request, limits, budget, upgrade, head_status);
     match tokio::time::timeout(limits.upstream_timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
@@ -126,6 +177,7 @@ async fn send(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     limits: &Limits,
+    budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
@@ -149,10 +201,14 @@ async fn send(
             "upstream used a transfer coding other than chunked",
         ));
     }
-    let body = body::read(&headers, incoming, limits.max_body_bytes)
+    let (body, charge) = body::read(&headers, incoming, limits.max_body_bytes, budget)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
+            BodyError::Overloaded => Refusal::new(
+                Kind::Overloaded,
+                "no room in max_buffered_bytes for the body",
+            ),
             _ => Refusal::new(Kind::UpstreamUnavailable, "upstream body broke off"),
         })?;
     headers::strip_hop_by_hop(&mut headers);
@@ -160,6 +216,7 @@ async fn send(
         status: parts.status,
         headers,
         body,
+        charge,
         switched: None,
     })
 }
@@ -209,6 +266,7 @@ fn switched(
         status: StatusCode::SWITCHING_PROTOCOLS,
         headers,
         body: Bytes::new(),
+        charge: Charge::default(),
         switched: Some(upgraded),
     })
 }

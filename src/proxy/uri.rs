@@ -105,32 +105,32 @@ pub fn normalize_path(raw: &str) -> Result<String, UriError> {
 }
 
 /// Splits a raw query (no leading `?`) into `(name, raw value)` pairs. Names
-/// are decoded for matching (`%XX` and `+` as space; undecodable bytes become
-/// U+FFFD, so they match no rule); values are returned as sent. Pieces are
+/// are read as frameworks read them, for matching (see [`rule_name`]);
+/// values are returned as sent. Pieces are
 /// separated by `&` and also by `;`, which some servers still treat as a
 /// separator (parameter cloaking: `a=1;debug=1`). Empty pieces are skipped.
 pub fn query_pairs(raw: &str) -> Vec<(String, &str)> {
     pieces(raw)
         .map(|(_, piece)| {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            (decode_query_name(name).into_owned(), value)
+            (rule_name(name), value)
         })
         .collect()
 }
 
-/// The query as the audit log records it: parameter names kept, values
-/// removed (`x=1&y=2` → `x=&y=`). A piece without `=` is all value as far as
-/// we know (`?jane@example.com`), so it becomes `*`. Splits like
-/// [`query_pairs`], so a `;`-cloaked value is elided too.
-pub fn elide_query(raw: &str) -> String {
+/// The query as the audit log records it: parameter names kept (as `name`
+/// writes them), values removed (`x=1&y=2` → `x=&y=`). A piece without `=`
+/// is all value as far as we know (`?jane@example.com`), so it becomes `*`.
+/// Splits like [`query_pairs`], so a `;`-cloaked value is elided too.
+pub fn elide_query(raw: &str, name: &dyn Fn(&str) -> Cow<'_, str>) -> String {
     let mut out = String::with_capacity(raw.len());
     for (separator, piece) in pieces(raw) {
         if !out.is_empty() {
             out.push(separator);
         }
         match piece.split_once('=') {
-            Some((name, _)) => {
-                out.push_str(name);
+            Some((raw_name, _)) => {
+                out.push_str(&name(raw_name));
                 out.push('=');
             }
             None => out.push('*'),
@@ -152,7 +152,7 @@ pub fn filter_query(raw: &str, keep: &dyn Fn(&str) -> bool) -> (String, usize) {
     let mut dropped = 0;
     for (separator, piece) in pieces(raw) {
         let name = piece.split_once('=').map_or(piece, |(name, _)| name);
-        if !keep(&decode_query_name(name)) {
+        if !keep(&rule_name(name)) {
             dropped += 1;
             continue;
         }
@@ -181,9 +181,19 @@ fn pieces(raw: &str) -> impl Iterator<Item = (char, &str)> {
     })
 }
 
+/// A parameter name as PHP, Rack and Express read it, for query rules:
+/// percent-decoded (`+` is a space; undecodable bytes become U+FFFD, so they
+/// match no rule), surrounding spaces trimmed, and everything from the first
+/// `[` cut off (`ssn[]`, `ssn%5B%5D`, `ssn[0]`, `ssn[a][b]` are `ssn`).
+pub fn rule_name(raw: &str) -> String {
+    let decoded = decode_query_name(raw);
+    let base = decoded.split('[').next().unwrap_or_default();
+    base.trim_matches(|c: char| c.is_whitespace()).to_string()
+}
+
 /// `application/x-www-form-urlencoded` name decoding: `+` is a space, `%XX`
 /// a byte; a malformed escape is kept literally, as browsers do.
-fn decode_query_name(name: &str) -> Cow<'_, str> {
+pub fn decode_query_name(name: &str) -> Cow<'_, str> {
     if !name.contains(['%', '+']) {
         return Cow::Borrowed(name);
     }
@@ -497,6 +507,28 @@ mod tests {
         assert_eq!(
             filter_query("a%=1&a%zz=2&a=3&%ff=4", allow_a),
             ("a=3".into(), 3)
+        );
+    }
+
+    #[test]
+    fn rule_names_are_read_as_frameworks_read_them() {
+        for raw in [
+            "ssn",
+            "ssn[]",
+            "ssn%5B%5D",
+            "+ssn",
+            "%20ssn",
+            "ssn[0]",
+            "ssn[a][b]",
+            "ssn%5b0%5d",
+            "ssn+",
+        ] {
+            assert_eq!(rule_name(raw), "ssn", "{raw}");
+        }
+        let keep: &dyn Fn(&str) -> bool = &keep_all_but_debug;
+        assert_eq!(
+            filter_query("debug[]=1&+debug=2&debug%5B%5D=3&a[debug]=4", keep),
+            ("a[debug]=4".into(), 3)
         );
     }
 

@@ -22,8 +22,9 @@
 //!   [`crate::policy::shape::MAX_DEPTH`] or beyond
 //!   [`crate::policy::shape::MAX_PATHS`] distinct ones in one body.
 //! - Maps keyed by ids (`{"users": {"u123": …}}`) have a new path per id:
-//!   such routes drift on every new key until the baseline is full. Key names
-//!   end up in events, as they do in `unknown_fields`.
+//!   such routes drift on every new key until the baseline is full. Keys
+//!   reach events only through [`crate::audit::redact`], as in
+//!   `unknown_fields`: an id or a PII key is a placeholder there.
 //!
 //! The walk runs without the signals lock; each route and direction's
 //! baseline has its own mutex, held only for set lookups and updates.

@@ -1,4 +1,5 @@
 use super::*;
+use std::borrow::Cow;
 
 fn redactor(builtins: &[Detector]) -> Redactor {
     Redactor::new(builtins, &[]).expect("built-in detectors compile")
@@ -68,6 +69,11 @@ fn credit_card_table() {
             ("4111-1111-1111-1111", "[CREDIT_CARD]"),
             ("4111 1111 1111 1111", "[CREDIT_CARD]"),
             ("4111.1111.1111.1111", "[CREDIT_CARD]"),
+            ("4111\t1111\t1111\t1111", "[CREDIT_CARD]"),
+            ("4111\n1111\n1111\n1111", "[CREDIT_CARD]"),
+            ("4111\r\n1111\r\n1111\r\n1111", "[CREDIT_CARD]"),
+            ("card 4111_1111_1111_1111.", "card [CREDIT_CARD]."),
+            ("4111·1111·1111·1111", "[CREDIT_CARD]"),
             ("2026 4111 1111 1111 1111", "2026 [CREDIT_CARD]"),
             ("http://x/1 4111 1111 1111 1111", "http://x/1 [CREDIT_CARD]"),
             ("amex 378282246310005 ok", "amex [CREDIT_CARD] ok"),
@@ -146,6 +152,9 @@ fn us_ssn_table() {
             ("ssn:078-05-1120;", "ssn:[US_SSN];"),
             ("id 123-45-6789.", "id [US_SSN]."),
             ("899-99-9999", "[US_SSN]"),
+            ("5 3 6 - 2 2 - 1 2 3 4", "[US_SSN]"),
+            ("ssn 5 3 6-2 2-1 2 3 4!", "ssn [US_SSN]!"),
+            ("5 3 6 2 2 1 2 3 4", "[US_SSN]"),
         ],
     );
     check_kept(
@@ -163,6 +172,9 @@ fn us_ssn_table() {
             "078-05-1120-7",
             "078051120",
             "078-05 1120",
+            "1 5 3 6 - 2 2 - 1 2 3 4",
+            "5 3 6 - 2 2 - 1 2 3 4 5",
+            "0 0 0 - 2 2 - 1 2 3 4",
             "ORD-20261126-0042",
             "2026-11-26T08:19:58Z",
         ],

@@ -138,6 +138,7 @@ mod tests {
             "Email": 1, "email": 2, "PHONE": 3, "ſsn": 4, "SSN": 5, "K": 6, "\u{212a}": 7,
             long.to_uppercase(): 8, "other": {"email": 9, "x": [ {"phone": 10} ]},
             "tiers": {"gold": 11, "Gold": 12},
+            "ＰＨＯＮＥ": 13, "e\u{200b}mail": 14, "ｓｓｎ": 15,
         });
         let paths = [
             "$.email",
@@ -149,6 +150,7 @@ mod tests {
             "$.tiers.gold",
             "$.other['x'][*].phone",
             "$['Email']",
+            "$['ｅｍａｉｌ']",
         ];
         let long_path = format!("$.{long}");
         let mut with_long = paths.to_vec();
