@@ -335,6 +335,27 @@ fn residual_detector_gaps_are_closed() {
     );
 }
 
+/// Found by the `headers` fuzz target: a phone number glued to an IBAN, card or e-mail was
+/// not read as one (a character touches its `+`) until the first value became a placeholder,
+/// so it crossed in clear. Redaction rescans until nothing more is found.
+#[test]
+fn data_glued_to_redacted_data_is_redacted_too() {
+    let up = echo();
+    let proxy = start(&up);
+    let body = json!({"notes": [
+        "DE89370400440532013000+14155550134",
+        "4111111111111111+14155550134",
+        "jane@example.com+14155550134"
+    ]});
+    let reply = post(&proxy, "numbers", &body);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        up.last().json(),
+        json!({"notes": ["[IBAN][PHONE]", "[CREDIT_CARD][PHONE]", "[EMAIL][PHONE]"]})
+    );
+    assert_nothing_leaks(proxy, crossed(Some(&up), &[&reply]), &["4155550134"]);
+}
+
 #[test]
 fn example_policies_end_with_a_backstop() {
     let up = echo();

@@ -372,6 +372,19 @@ pub struct Redacted {
     pub count: usize,
 }
 
+/// Scans of one string at most: the first, and rescans while placeholders
+/// uncover more.
+const MAX_PASSES: usize = 4;
+
+/// Which scan of a string [`Redactor::redact`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every detector and custom pattern.
+    First,
+    /// Built-in detectors only, over text that already holds placeholders.
+    Rescan,
+}
+
 /// All detectors of one `redact` rule, compiled once at policy load.
 #[derive(Debug, Clone)]
 pub struct Redactor {
@@ -485,13 +498,42 @@ impl Redactor {
     /// Finds every detected span in `s`; `None` when nothing is found (without
     /// allocating unless a candidate fired), otherwise the new string with each
     /// span replaced by `[LABEL]` and how many spans were replaced.
+    ///
+    /// A placeholder is a boundary the original text did not have: no phone
+    /// number is read in `DE89370400440532013000+14155550134` (a digit touches
+    /// the `+`), but one is in `[IBAN]+14155550134`. So the result is scanned
+    /// again by the built-in detectors until they find nothing more (four
+    /// scans at most): what crosses holds nothing they would redact. Custom
+    /// patterns are not rescanned: one may match a placeholder's own label.
     pub fn redact(&self, s: &str) -> Option<Redacted> {
+        let mut done = self.redact_once(s, Pass::First)?;
+        for _ in 1..MAX_PASSES {
+            let Some(more) = self.redact_once(&done.text, Pass::Rescan) else {
+                break;
+            };
+            done = Redacted {
+                text: more.text,
+                count: done.count + more.count,
+            };
+        }
+        Some(done)
+    }
+
+    /// One scan of `s`: [`Redactor::redact`] without the rescans.
+    fn redact_once(&self, s: &str, pass: Pass) -> Option<Redacted> {
         let norm = Norm::new(s);
         let t: &str = &norm.text;
         if !self.plausible(t) {
             return None;
         }
-        let spans = self.scan(t);
+        let mut spans = self.scan(t);
+        if pass == Pass::Rescan {
+            spans.retain(|span| {
+                self.entries
+                    .get(span.entry)
+                    .is_some_and(|e| e.detector.is_some())
+            });
+        }
         if spans.is_empty() {
             return None;
         }
