@@ -278,6 +278,8 @@ fn path_tricks_cannot_reach_an_undeclared_route_or_escape_the_mount() {
         ("/acme/api/%5C..%5Cadmin", 400),  // encoded backslashes
         ("/acme/api/%252e%252e/x", 400),   // double encoding
         ("/acme/api/%252fx", 400),         // double-encoded slash
+        ("/acme/api/%25%32%65%25%32%65/x", 400), // ... spelt with encoded digits (fuzzing)
+        ("/acme/api/%25%35Cadmin", 400),   // %255C once %35 is decoded
         ("/acme/api/x%00", 400),           // encoded NUL
         ("/acme/api/x%3F.json", 400),      // encoded query delimiter
         ("/ACME/api/x", 404),              // mount is case-sensitive

@@ -68,9 +68,10 @@ pub enum UriError {
 ///   makes them equivalent, so routing sees what any upstream sees); every
 ///   other escape stays encoded, with uppercase hex (`%2a` → `%2A`);
 /// - refused: `%2F` (encoded slash), raw `\` and `%5C`, control characters
-///   raw or encoded (`%00`, `%0A`), `%25` followed by two hex digits (double
-///   encoding such as `%252e`: one more decoding by the upstream would change
-///   the path, so it is refused rather than guessed at), `%3F` and `%23`,
+///   raw or encoded (`%00`, `%0A`), `%25` followed by two hex digits in the
+///   normalised path (double encoding such as `%252e`, also spelt
+///   `%25%32%65`: one more decoding by the upstream would change the path, so
+///   it is refused rather than guessed at), `%3F` and `%23`,
 ///   malformed escapes, raw non-ASCII, encoded bytes that are not UTF-8
 ///   (overlong `%C0%AF`), encoded fullwidth/small-form characters that NFKC
 ///   folds to ASCII (`%EF%BC%8F` = `／`), and raw characters that are not
@@ -239,6 +240,7 @@ fn is_control(b: u8) -> bool {
 
 /// Normalises one non-empty segment onto `out`.
 fn push_segment(segment: &str, out: &mut String) -> Result<(), UriError> {
+    let start = out.len();
     let mut shape = SegmentShape::default();
     let mut encoded_text = Vec::new();
     let bytes = segment.as_bytes();
@@ -261,7 +263,7 @@ fn push_segment(segment: &str, out: &mut String) -> Result<(), UriError> {
             push_escape(decoded, out);
             continue;
         }
-        check_encoded(decoded, bytes.get(i..i + 2))?;
+        check_encoded(decoded)?;
         flush_encoded_text(&mut encoded_text)?;
         shape.see(decoded);
         if is_unreserved(decoded) {
@@ -271,6 +273,10 @@ fn push_segment(segment: &str, out: &mut String) -> Result<(), UriError> {
         }
     }
     flush_encoded_text(&mut encoded_text)?;
+    // On the output, not the input: `%25%34%31` forwards as `%2541`.
+    if is_double_encoded(&out.as_bytes()[start..]) {
+        return Err(UriError::DoubleEncoding);
+    }
     if shape.is_dots() {
         return Err(UriError::Traversal);
     }
@@ -292,17 +298,24 @@ fn check_raw(b: u8) -> Result<(), UriError> {
     }
 }
 
-/// An encoded ASCII byte; `next` is the input right after its escape.
-fn check_encoded(b: u8, next: Option<&[u8]>) -> Result<(), UriError> {
+/// An encoded ASCII byte.
+fn check_encoded(b: u8) -> Result<(), UriError> {
     match b {
         b'/' => Err(UriError::EncodedSlash),
         b'\\' => Err(UriError::Backslash),
         b';' => Err(UriError::PathParameter),
         b'?' | b'#' => Err(UriError::EncodedDelimiter),
-        b'%' if hex_byte(next).is_some() => Err(UriError::DoubleEncoding),
         _ if is_control(b) => Err(UriError::ControlChar),
         _ => Ok(()),
     }
+}
+
+/// Whether a normalised segment holds `%25` followed by two hex digits: one
+/// more decoding by the upstream would turn it into another character.
+fn is_double_encoded(segment: &[u8]) -> bool {
+    segment
+        .windows(5)
+        .any(|w| w.starts_with(b"%25") && hex_byte(w.get(3..5)).is_some())
 }
 
 fn push_escape(b: u8, out: &mut String) {
