@@ -11,6 +11,7 @@ use super::budget::{Budget, Charge};
 use super::echo::{CREDENTIAL_ECHO, Echo};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
+use super::stream::{self, ProxyBody, Streamed};
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, offload, route, tunnel, uri};
@@ -27,8 +28,9 @@ use hyper::body::Incoming;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// The response type of every crossing: bodies are always released whole.
-pub type ProxyResponse = Response<Full<Bytes>>;
+/// The response type of every crossing: a body released whole, or a `pass`
+/// body streamed (see [`stream`]).
+pub type ProxyResponse = Response<ProxyBody>;
 
 /// What a crossing answers, and the tunnel to open once the answer (a 101)
 /// has been recorded and released.
@@ -43,15 +45,22 @@ pub async fn handle(
     framing::ignore_h2c_upgrade(req.headers_mut());
     let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
-    let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
+    let (mut response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
         Ok(crossed) => crossed,
         Err(refusal) => {
-            let response = refusal.response(&trail.request_id);
+            let response = refusal.response(&trail.request_id).map(ProxyBody::from);
             trail.refused(refusal);
             (response, None)
         }
     };
-    let mut response = trail.finish(&rt, response).await;
+    let mut response = match response.body_mut() {
+        // A streamed body writes the record when it ends.
+        ProxyBody::Streamed(body) => {
+            body.attach(trail);
+            response
+        }
+        ProxyBody::Whole(_) => trail.finish(&rt, response).await,
+    };
     match tunnel {
         // Only a 101 whose record was written opens the tunnel.
         Some(tunnel) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -183,6 +192,8 @@ async fn cross(
         })?,
         None => rt.client(&matched, conn.shard),
     };
+    // Only a body nothing reads streams: no response policy, no echo scan.
+    let stream = matched.route.response.is_none() && echo.is_none() && upgrade.is_none();
     let sent = std::time::Instant::now();
     let mut head_status = None;
     let answer = upstream::exchange(
@@ -192,11 +203,16 @@ async fn cross(
         &rt.budget,
         upgrade.as_ref(),
         &mut head_status,
+        stream,
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
     trail.upstream_status = head_status;
     let mut answer = answer?;
+    if let Some(incoming) = answer.streamed.take() {
+        let counters = rt.meters(matched.index).map(|m| m.response_bytes());
+        return Ok((streamed(answer, incoming, &limits, counters, trail)?, None));
+    }
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
     let probe = (answer.status.is_success() && !answer.body.is_empty())
@@ -476,9 +492,41 @@ async fn respond(
     if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
         headers.insert(REQUEST_ID, id);
     }
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ProxyBody::from(Full::new(body)));
     *response.status_mut() = answer.status;
     *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The answer of a `pass` response: its head now, its body as it arrives.
+fn streamed(
+    answer: upstream::Answer,
+    incoming: Incoming,
+    limits: &crate::config::Limits,
+    counters: Option<[prometheus::IntCounter; 2]>,
+    trail: &Trail,
+) -> Result<ProxyResponse, Refusal> {
+    // A body declared too large is refused before anything is sent.
+    if let (Some(max), Some(declared)) = (limits.max_pass_bytes, answer.declared)
+        && declared > max
+    {
+        return Err(Refusal::new(
+            Kind::ResponseRefused,
+            "response body declared over limits.max_pass_bytes",
+        ));
+    }
+    let bounds = stream::Bounds {
+        max: limits.max_pass_bytes,
+        idle: limits.stream_idle_timeout,
+        declared: answer.declared,
+    };
+    let body = Streamed::new(incoming, answer.status.as_u16(), bounds, counters);
+    let mut response = Response::new(ProxyBody::Streamed(Box::new(body)));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
     Ok(response)
 }
 
