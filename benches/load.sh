@@ -7,6 +7,11 @@
 # with audit to /dev/null, and customs `pass` while two more connections pull
 # 256 KB exports through the incident policy (isolation of light crossings).
 # Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports.
+# Beside req/s and latency, each run reports the CPU time of the proxy's own
+# processes per request (utime + stime from /proc over the run, divided by the
+# requests wrk counted): on a shared 2-core box far steadier than req/s.
+# Then an abuse row: 150 concurrent slow 9 MiB uploads to a governed route,
+# reporting customs' peak RSS and how many were refused (503 overloaded).
 # Prints a markdown table for the README.
 #
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
@@ -15,7 +20,8 @@
 #      audit rows),
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
 #      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
-#      floor of customs' stack without policy, audit, auth or metrics).
+#      floor of customs' stack without policy, audit, auth or metrics),
+#      LOAD_ABUSE_UPLOADS (150; 0 = no abuse row).
 set -euo pipefail
 
 DURATION=${LOAD_DURATION:-10}
@@ -111,6 +117,7 @@ $3
 EOF
 }
 
+declare -A PROC # target group -> pid of its (master) process
 start_nginx() { # name port server-block
     local dir="$WORK/$1"
     mkdir -p "$dir/tmp"
@@ -118,6 +125,7 @@ start_nginx() { # name port server-block
     "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
         >"$dir/stdout.log" 2>&1 &
     PIDS+=("$!")
+    PROC[$1]=$!
     wait_port "$2" || die "nginx $1 did not start: $(cat "$dir/error.log" 2>/dev/null)"
 }
 
@@ -213,14 +221,17 @@ start_customs main "$(customs_conf "$WORK/audit/crossings.jsonl" \
     "$(integration auth pass "    clients:
       - { id: bench, api_key: \"sha256:$API_HASH\", expires: 2099-12-31 }")")"
 MAIN_PORT=$CUSTOMS_PORT MAIN_PID=$CUSTOMS_PID
+PROC[main]=$MAIN_PID
 start_customs audit-off "$(customs_conf /dev/null "$(integration pass pass)")"
 OFF_PORT=$CUSTOMS_PORT OFF_PID=$CUSTOMS_PID
+PROC[audit-off]=$OFF_PID
 
 BARE=()
 if [[ ${LOAD_BARE:-0} == 1 ]]; then
     (cd "$ROOT" && timeout 3600 cargo build --release --example bare_proxy) >&2
     "$ROOT/target/release/examples/bare_proxy" 127.0.0.1:0 "http://127.0.0.1:$UP_PORT" >"$WORK/bare.out" 2>&1 &
     PIDS+=("$!")
+    PROC[bare]=$!
     for ((i = 0; i < 100; i++)); do grep -q '^ready ' "$WORK/bare.out" && break; sleep 0.1; done
     BARE_PORT=$(sed -n 's/^ready proxy=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/bare.out")
     [[ -n $BARE_PORT ]] || die "bare proxy not ready: $(cat "$WORK/bare.out")"
@@ -248,6 +259,30 @@ url_for() { # target size
         customs-pass-audit-off) echo "http://127.0.0.1:$OFF_PORT/pass/$2.json" ;;
         *) die "unknown target $1" ;;
     esac
+}
+
+# The processes whose CPU time a target's requests cost: the proxy (its master
+# and workers), or the upstream nginx for `direct`.
+proc_for() { # target
+    case $1 in
+        direct) echo "${PROC[upstream]}" ;;
+        nginx) echo "${PROC[proxy]}" ;;
+        nginx-log) echo "${PROC[proxy-log]}" ;;
+        hyper-bare) echo "${PROC[bare]}" ;;
+        customs-pass-audit-off) echo "${PROC[audit-off]}" ;;
+        customs-*) echo "${PROC[main]}" ;;
+    esac
+}
+
+# utime + stime in clock ticks of a process and its children (nginx workers).
+cpu_ticks() { # pid
+    local total=0 pid fields
+    for pid in "$1" $(pgrep -P "$1"); do
+        [[ -r /proc/$pid/stat ]] || continue
+        read -ra fields < <(sed 's/^.*) //' "/proc/$pid/stat")
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
 }
 
 headers_for() { # target
@@ -282,8 +317,12 @@ run_wrk() { # target size seconds outfile
         beside=$!
         sleep 0.5
     fi
+    local pid before
+    pid=$(proc_for "$1")
+    before=$(cpu_ticks "$pid")
     timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$3s" --timeout 5s --latency \
         "${hdr[@]}" "$(url_for "$1" "$2")" >"$4" 2>&1 || log "wrk $1 $2 failed (see output)"
+    echo "ticks=$(($(cpu_ticks "$pid") - before)) clk_tck=$(getconf CLK_TCK)" >"$4.cpu"
     if [[ -n $beside ]]; then wait "$beside" || log "export load beside $1 failed"; fi
 }
 
@@ -312,8 +351,43 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
-# --- report ------------------------------------------------------------------
+# --- abuse: many slow, large uploads to a governed route ----------------------
 hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+UPLOADS=${LOAD_ABUSE_UPLOADS:-150}
+ABUSE=""
+if ((UPLOADS > 0)); then
+    python3 "$HERE/gen_json.py" "$WORK/data" 9m=9437184
+    start_customs abuse "$(customs_conf "$WORK/abuse-audit/crossings.jsonl" "  - name: abuse
+    owner: bench@example.com
+    classification: internal
+    boundary: internal
+    reviewed: $TODAY
+    expires: 2099-12-31
+    upstream: { url: \"http://127.0.0.1:$UP_PORT\" }
+    anonymous: true
+    routes:
+      - { id: up, methods: [POST], path: \"/**\", request: incident-inbound, response: pass }")"
+    ABUSE_PID=$CUSTOMS_PID
+    idle_kb=$(hwm_kb "$ABUSE_PID")
+    log "abuse: $UPLOADS concurrent 9 MiB uploads at 3 MB/s each"
+    mkdir -p "$WORK/abuse"
+    for ((i = 0; i < UPLOADS; i++)); do
+        curl -sS --max-time 120 --limit-rate 3M -o /dev/null -w '%{http_code}\n' \
+            -H 'content-type: application/json' --data-binary "@$WORK/data/9m.json" \
+            "http://127.0.0.1:$CUSTOMS_PORT/abuse/x" >"$WORK/abuse/$i.code" 2>/dev/null &
+    done
+    wait_uploads=$(date +%s)
+    while (($(find "$WORK/abuse" -name '*.code' -size +0 | wc -l) < UPLOADS)) && (($(date +%s) - wait_uploads < 180)); do
+        sleep 1
+    done
+    codes=$(cat "$WORK"/abuse/*.code | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}')
+    ABUSE="abuse_uploads=$UPLOADS
+abuse_rss_kb_idle=$idle_kb
+abuse_rss_kb_peak=$(hwm_kb "$ABUSE_PID")
+abuse_codes=$codes"
+fi
+
+# --- report ------------------------------------------------------------------
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
@@ -331,6 +405,7 @@ hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
     echo "rss_kb_main=$(hwm_kb "$MAIN_PID")"
     echo "rss_kb_audit_off=$(hwm_kb "$OFF_PID")"
     echo "audit_bytes=$(du -cb "$WORK/audit" | tail -n1 | cut -f1)"
+    [[ -z $ABUSE ]] || echo "$ABUSE"
 } >"$WORK/meta.txt"
 
 if [[ -n ${LOAD_KEEP:-} ]]; then

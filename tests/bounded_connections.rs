@@ -94,7 +94,10 @@ fn an_h2_connection_without_open_streams_gets_goaway_at_the_idle_timeout() {
     });
     let after = ended.expect("closed cleanly with GOAWAY");
     assert!(after < Duration::from_secs(30), "closed after {after:?}");
-    assert!(proxy.logs().contains("idle; closing"), "{}", proxy.logs());
+    // The line is written before the close, but read by the harness's
+    // stderr thread: wait for it rather than race it.
+    let logged = proxy.wait_logs(Duration::from_secs(10), |l| l.contains("idle; closing"));
+    assert!(logged, "{}", proxy.logs());
 }
 
 #[test]

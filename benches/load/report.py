@@ -34,7 +34,9 @@ def parse(path):
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    requests = re.search(r"(\d+) requests in", text)
     return {
+        "cpu_us": cpu_per_request(path + ".cpu", int(requests.group(1)) if requests else 0),
         "rps": float(rps.group(1)) if rps else 0.0,
         "p50": ms(pct.get("50", "")),
         "p99": ms(pct.get("99", "")),
@@ -42,6 +44,15 @@ def parse(path):
         + (int(non2xx.group(1)) if non2xx else 0)
         + (0 if rps else 1),
     }
+
+
+def cpu_per_request(path, requests):
+    """CPU µs of the proxy's processes per request (utime + stime over the run)."""
+    try:
+        fields = dict(kv.split("=") for kv in open(path, encoding="utf-8").read().split())
+        return int(fields["ticks"]) / int(fields["clk_tck"]) * 1e6 / requests
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return float("nan")
 
 
 def med(values):
@@ -83,6 +94,9 @@ def main():
     def ratio(size, target, other):
         return per_round(size, target, other, lambda x, y: x["rps"] / y["rps"] if y["rps"] else float("nan"))
 
+    def cpu_ratio(size, target, other):
+        return per_round(size, target, other, lambda x, y: x["cpu_us"] / y["cpu_us"] if y["cpu_us"] else float("nan"))
+
     def p99_delta(size, target, other):
         return per_round(size, target, other, lambda x, y: x["p99"] - y["p99"])
 
@@ -101,8 +115,8 @@ def main():
         "so only the ratios mean anything."
     )
     out.append("")
-    out.append("| Size | Target | req/s | × nginx | p50 ms | p99 ms | p99 − `pass` ms | errors |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.append("| Size | Target | req/s | × nginx | CPU µs/req | p50 ms | p99 ms | p99 − `pass` ms | errors |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
         for target in meta[f"targets_{size}"].split():
             rounds = runs.get((size, target), {}).values()
@@ -115,6 +129,7 @@ def main():
             out.append(
                 f"| {size} | {LABELS.get(target, target)} | {rps:,.0f} | "
                 f"{spread(ratio(size, target, 'nginx'), '{:.2f}')} | "
+                f"{spread([r['cpu_us'] for r in rounds], '{:.0f}')} | "
                 f"{med([r['p50'] for r in rounds]):.2f} | {med([r['p99'] for r in rounds]):.2f} | "
                 f"{delta} | {sum(r['errors'] for r in rounds)} |"
             )
@@ -151,7 +166,31 @@ def main():
     out.append(
         f"| #5 audit file vs `audit.path: /dev/null`, 16 KB | {audit:.2f}× | ≥ 0.90× | {verdict(audit >= 0.9)} |"
     )
+    # Issue 12: CPU per crossing, same-run ratios.
+    for size, goal in (("1k", 1.2), ("16k", 1.2)):
+        bare = cpu_ratio(size, "customs-pass", "hyper-bare")
+        if bare:
+            out.append(
+                f"| #12 CPU per crossing, customs `pass` vs bare hyper, {size} | {med(bare):.2f}× | ≤ {goal}× | "
+                f"{verdict(med(bare) <= goal)} |"
+            )
+    for size, goal in (("1k", 1.3), ("16k", 2.0)):
+        inc = cpu_ratio(size, "customs-incident", "customs-pass")
+        if inc:
+            out.append(
+                f"| #12 CPU per crossing, `incident-inbound` vs `pass`, {size} | {med(inc):.2f}× | ≤ {goal}× | "
+                f"{verdict(med(inc) <= goal)} |"
+            )
     out.append("")
+    if "abuse_uploads" in meta:
+        out.append(
+            f"Abuse: {meta['abuse_uploads']} concurrent 9 MiB uploads (3 MB/s each) to a governed "
+            f"route: peak RSS {int(meta['abuse_rss_kb_peak']) / 1024:.0f} MiB (idle "
+            f"{int(meta['abuse_rss_kb_idle']) / 1024:.0f} MiB; `limits.max_buffered_bytes` 256 MiB); "
+            f"answers: {meta['abuse_codes'].strip()} (405: forwarded to the static upstream; "
+            "503: `overloaded`)."
+        )
+        out.append("")
     out.append(
         f"Peak RSS: {int(meta.get('rss_kb_main', '0')) / 1024:.1f} MiB (customs with the three "
         f"integrations, audit to a file), {int(meta.get('rss_kb_audit_off', '0')) / 1024:.1f} MiB "
