@@ -8,7 +8,7 @@
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
 use super::budget::{Budget, Charge};
-use super::echo::{CREDENTIAL_ECHO, Echo};
+use super::echo::{CREDENTIAL_ECHO, Echo, Holdback};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::stream::{self, ProxyBody, Streamed};
@@ -192,8 +192,12 @@ async fn cross(
         })?,
         None => rt.client(&matched, conn.shard),
     };
-    // Only a body nothing reads streams: no response policy, no echo scan.
-    let stream = matched.route.response.is_none() && echo.is_none() && upgrade.is_none();
+    // Only a body no policy reads streams (the echo scan reads it as it goes).
+    let reading = match (matched.route.response.is_some() || upgrade.is_some(), &echo) {
+        (true, _) => upstream::Reading::Whole,
+        (false, None) => upstream::Reading::Stream,
+        (false, Some(_)) => upstream::Reading::StreamPlain,
+    };
     let sent = std::time::Instant::now();
     let mut head_status = None;
     let answer = upstream::exchange(
@@ -203,7 +207,7 @@ async fn cross(
         &rt.budget,
         upgrade.as_ref(),
         &mut head_status,
-        stream,
+        reading,
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
@@ -211,7 +215,11 @@ async fn cross(
     let mut answer = answer?;
     if let Some(incoming) = answer.streamed.take() {
         let counters = rt.meters(matched.index).map(|m| m.response_bytes());
-        return Ok((streamed(answer, incoming, &limits, counters, trail)?, None));
+        let scan = echo.map(Holdback::new);
+        return Ok((
+            streamed(answer, incoming, &limits, counters, scan, trail)?,
+            None,
+        ));
     }
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
@@ -504,8 +512,16 @@ fn streamed(
     incoming: Incoming,
     limits: &crate::config::Limits,
     counters: Option<[prometheus::IntCounter; 2]>,
-    trail: &Trail,
+    scan: Option<Holdback>,
+    trail: &mut Trail,
 ) -> Result<ProxyResponse, Refusal> {
+    // A slice of a body can split an echoed credential (see `respond`).
+    if scan.is_some() && answer.status == StatusCode::PARTIAL_CONTENT {
+        return Err(Refusal::new(
+            Kind::ResponseRefused,
+            "partial content under the credential scan",
+        ));
+    }
     // A body declared too large is refused before anything is sent.
     if let (Some(max), Some(declared)) = (limits.max_pass_bytes, answer.declared)
         && declared > max
@@ -520,10 +536,17 @@ fn streamed(
         idle: limits.stream_idle_timeout,
         declared: answer.declared,
     };
-    let body = Streamed::new(incoming, answer.status.as_u16(), bounds, counters);
+    let mut headers = answer.headers;
+    if let Some(dropped) = scan.as_ref().map(|s| s.drop_headers(&mut headers))
+        && dropped > 0
+    {
+        let side = trail.response_side();
+        side.actions.insert(CREDENTIAL_ECHO.to_string(), dropped);
+    }
+    let body = Streamed::new(incoming, answer.status.as_u16(), bounds, counters, scan);
     let mut response = Response::new(ProxyBody::Streamed(Box::new(body)));
     *response.status_mut() = answer.status;
-    *response.headers_mut() = answer.headers;
+    *response.headers_mut() = headers;
     if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
         response.headers_mut().insert(REQUEST_ID, id);
     }

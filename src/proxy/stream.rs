@@ -6,6 +6,7 @@
 //! the crossing's one record when it ends — complete, broken off, idle, too
 //! large, or dropped because the caller left.
 
+use super::echo::{CREDENTIAL_ECHO, Holdback};
 use super::error::{Kind, Refusal};
 use super::trail::Trail;
 use bytes::Bytes;
@@ -92,7 +93,11 @@ pub struct Streamed {
     /// caller was waiting (a slow caller is the write timeout's business).
     timer: Pin<Box<Sleep>>,
     waiting: bool,
+    /// Bytes read from the upstream, and sent on to the caller.
+    received: u64,
     crossed: u64,
+    /// The credential-echo scan, on integrations that inject one.
+    scan: Option<Holdback>,
     /// `customs_bytes_total` for the response direction, `in` and `out`.
     counters: Option<[IntCounter; 2]>,
     status: u16,
@@ -109,13 +114,16 @@ impl Streamed {
         status: u16,
         bounds: Bounds,
         counters: Option<[IntCounter; 2]>,
+        scan: Option<Holdback>,
     ) -> Self {
         Streamed {
             incoming,
             bounds,
             timer: Box::pin(tokio::time::sleep(bounds.idle)),
             waiting: false,
+            received: 0,
             crossed: 0,
+            scan,
             counters,
             status,
             trail: None,
@@ -158,8 +166,15 @@ impl Streamed {
     }
 
     fn forward(&mut self, frame: Frame<Bytes>) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
-        let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-        let total = self.crossed.saturating_add(n);
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(trailers) if self.scan.is_none() => return Poll::Ready(Some(Ok(trailers))),
+            // Behind the echo scan, trailers (unscanned, and due after the
+            // held bytes) are dropped.
+            Err(_) => Bytes::new(),
+        };
+        let n = data.len() as u64;
+        let total = self.received.saturating_add(n);
         if self.bounds.max.is_some_and(|max| total > max) {
             return self.broke(
                 Kind::ResponseRefused,
@@ -172,25 +187,59 @@ impl Streamed {
                 "upstream body longer than its Content-Length".into(),
             );
         }
-        self.crossed = total;
-        if let Some(counters) = &self.counters {
-            counters.iter().for_each(|c| c.inc_by(n));
-        }
+        self.received = total;
+        let mut out = match self.scan.as_mut().map(|scan| scan.pass(&data)) {
+            None => data,
+            Some(Ok(safe)) => safe,
+            Some(Err(_)) => return self.echoed(),
+        };
         // A body framed by length is complete with its last byte: hyper
         // sends it without asking for more.
-        if self.bounds.declared == Some(total) {
+        let complete = self.bounds.declared == Some(total);
+        if complete && let Some(scan) = &mut self.scan {
+            out = [out, scan.rest()].concat().into();
+        }
+        self.sent(n, out.len() as u64);
+        if complete {
             self.end(None, false);
         }
-        Poll::Ready(Some(Ok(frame)))
+        Poll::Ready(Some(Ok(Frame::data(out))))
+    }
+
+    /// Counts bytes read and sent, as they cross.
+    fn sent(&mut self, read: u64, sent: u64) {
+        self.crossed += sent;
+        if let Some([bytes_in, bytes_out]) = &self.counters {
+            bytes_in.inc_by(read);
+            bytes_out.inc_by(sent);
+        }
     }
 
     fn finished(&mut self) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
-        if let Some(declared) = self.bounds.declared.filter(|d| *d != self.crossed) {
+        if let Some(declared) = self.bounds.declared.filter(|d| *d != self.received) {
             let why = format!("upstream body shorter than its Content-Length ({declared})");
             return self.broke(Kind::UpstreamUnavailable, why);
         }
+        let rest = self.scan.as_mut().map(Holdback::rest).unwrap_or_default();
+        self.sent(0, rest.len() as u64);
         self.end(None, false);
-        Poll::Ready(None)
+        match rest.is_empty() {
+            true => Poll::Ready(None),
+            false => Poll::Ready(Some(Ok(Frame::data(rest)))),
+        }
+    }
+
+    /// The upstream echoed the credential: nothing of it is sent, and the
+    /// stream breaks off, recorded as the whole-body scan records it.
+    fn echoed(&mut self) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
+        if let Some(trail) = &mut self.trail {
+            let side = trail.response_side();
+            *side.actions.entry(CREDENTIAL_ECHO.to_string()).or_insert(0) += 1;
+        }
+        self.broke(
+            Kind::ResponseRefused,
+            "response carried the injected upstream credential".into(),
+        )
     }
 
     fn broke(&mut self, kind: Kind, why: String) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
@@ -203,7 +252,7 @@ impl Streamed {
     /// went away before the end).
     fn end(&mut self, refusal: Option<Refusal>, left: bool) {
         if let Some(trail) = self.trail.take() {
-            trail.finish_streamed(self.status, self.crossed, refusal, left);
+            trail.finish_streamed(self.status, (self.received, self.crossed), refusal, left);
         }
         self.ended = true;
     }

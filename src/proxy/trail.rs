@@ -146,13 +146,19 @@ impl Trail {
     }
 
     /// Writes the record of a streamed crossing whose body has ended:
-    /// `crossed` bytes went through, `end` says why it broke off (`None`:
+    /// `read` bytes came from the upstream and `crossed` went through, `end` says why it broke off (`None`:
     /// complete, or `left` when the caller went away first). Written at once,
     /// since the body ends in a drop or a poll, where nothing can wait.
-    pub fn finish_streamed(mut self, status: u16, crossed: u64, end: Option<Refusal>, left: bool) {
+    pub fn finish_streamed(
+        mut self,
+        status: u16,
+        (read, crossed): (u64, u64),
+        end: Option<Refusal>,
+        left: bool,
+    ) {
         let Some(rt) = self.guard.take() else { return };
         let side = self.response_side();
-        (side.bytes_in, side.bytes_out) = (crossed, crossed);
+        (side.bytes_in, side.bytes_out) = (read, crossed);
         let outcome = match (&end, left) {
             (Some(r), _) => r.kind.answer().2,
             (None, true) => Outcome::Rejected,

@@ -157,8 +157,20 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// How an answer's body may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Whole (governed, upgrades).
+    Whole,
+    /// Streamed when it is long or of unknown length (a `pass` response).
+    Stream,
+    /// As `Stream`, unless compressed (a `pass` response scanned for the
+    /// injected credential).
+    StreamPlain,
+}
+
 /// Sends the request and reads the whole answer within
-/// `limits.upstream_timeout` — or, when `stream` (a `pass` response), only
+/// `limits.upstream_timeout` — or, when `reading` lets it stream, only
 /// its head: the body is then left in [`Answer::streamed`] for the caller
 /// to forward as it arrives. A 101 is accepted only as the answer to
 /// `upgrade`, the handshake the caller asked for; its connection is then in
@@ -172,12 +184,12 @@ pub async fn exchange(
     budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
-    stream: bool,
+    reading: Reading,
 ) -> Result<Answer, Refusal> {
     let sent = async {
         let mut answer = head(client, request, limits, upgrade, head_status).await?;
         match answer.streamed.take() {
-            Some(incoming) if stream && streams(&answer, &incoming, limits) => {
+            Some(incoming) if streams(reading, &answer, &incoming, limits) => {
                 answer.streamed = Some(incoming);
                 Ok(answer)
             }
@@ -194,8 +206,21 @@ pub async fn exchange(
 /// Whether a `pass` body streams: an empty one has nothing to stream, and
 /// one declared within `max_body_bytes` is read whole as before, so that its
 /// record is written before it is released (and a failing log refuses it).
-fn streams(answer: &Answer, incoming: &hyper::body::Incoming, limits: &Limits) -> bool {
-    !hyper::body::Body::is_end_stream(incoming)
+fn streams(
+    reading: Reading,
+    answer: &Answer,
+    incoming: &hyper::body::Incoming,
+    limits: &Limits,
+) -> bool {
+    let coded = answer.headers.contains_key(header::CONTENT_ENCODING);
+    let streamable = match reading {
+        Reading::Whole => false,
+        Reading::Stream => true,
+        // The echo scan reads a compressed body whole, decoded.
+        Reading::StreamPlain => !coded,
+    };
+    streamable
+        && !hyper::body::Body::is_end_stream(incoming)
         && answer
             .declared
             .is_none_or(|n| n > limits.max_body_bytes as u64)
