@@ -30,6 +30,14 @@ pub struct Meters {
     injects: bool,
 }
 
+impl Meters {
+    /// `customs_bytes_total` of the response direction (`in`, `out`), for a
+    /// streamed body to count its bytes as they cross.
+    pub fn response_bytes(&self) -> [IntCounter; 2] {
+        self.bytes[1].clone()
+    }
+}
+
 /// Every collector, registered once.
 pub struct Metrics {
     registry: Registry,

@@ -187,8 +187,8 @@ def main():
             f"Abuse: {meta['abuse_uploads']} concurrent 9 MiB uploads (3 MB/s each) to a governed "
             f"route: peak RSS {int(meta['abuse_rss_kb_peak']) / 1024:.0f} MiB (idle "
             f"{int(meta['abuse_rss_kb_idle']) / 1024:.0f} MiB; `limits.max_buffered_bytes` 256 MiB); "
-            f"answers: {meta['abuse_codes'].strip()} (405: forwarded to the static upstream; "
-            "503: `overloaded`)."
+            f"answers: {meta['abuse_codes'].strip()} (503: `overloaded`; other codes were "
+            "forwarded and answered by the static nginx upstream)."
         )
         out.append("")
     out.append(

@@ -153,6 +153,12 @@ pub struct LimitsFile {
     /// How long an upgraded connection (WebSocket) may carry no byte.
     #[serde(default)]
     pub tunnel_idle_timeout: Option<Spanned<Span>>,
+    /// Largest body a `pass` direction streams (default: no limit).
+    #[serde(default)]
+    pub max_pass_bytes: Option<Spanned<Size>>,
+    /// How long a streamed `pass` body may carry no byte.
+    #[serde(default)]
+    pub stream_idle_timeout: Option<Spanned<Span>>,
     /// Most connections open at once on the proxy listener.
     #[serde(default)]
     pub max_connections: Option<Spanned<usize>>,

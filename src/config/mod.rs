@@ -159,6 +159,10 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest silence, both ways, on an upgraded connection.
     pub tunnel_idle_timeout: Duration,
+    /// Largest body a `pass` direction streams; `None`: no limit.
+    pub max_pass_bytes: Option<u64>,
+    /// Longest silence of a streamed `pass` body.
+    pub stream_idle_timeout: Duration,
     /// Most header fields in an upstream response head.
     pub max_response_headers: usize,
     /// Most connections open at once on the proxy listener (read at start).
@@ -181,6 +185,8 @@ impl Default for Limits {
             upstream_timeout: Duration::from_secs(30),
             body_read_timeout: DEFAULT_BODY_READ,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE,
+            max_pass_bytes: None,
+            stream_idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -590,6 +596,7 @@ impl Builder<'_> {
             ("upstream_timeout", &raw.upstream_timeout),
             ("body_read_timeout", &raw.body_read_timeout),
             ("tunnel_idle_timeout", &raw.tunnel_idle_timeout),
+            ("stream_idle_timeout", &raw.stream_idle_timeout),
             ("header_timeout", &raw.header_timeout),
             ("idle_timeout", &raw.idle_timeout),
             ("write_timeout", &raw.write_timeout),
@@ -662,6 +669,8 @@ impl Builder<'_> {
             upstream_timeout: span(&raw.upstream_timeout, d.upstream_timeout),
             body_read_timeout: span(&raw.body_read_timeout, d.body_read_timeout),
             tunnel_idle_timeout: span(&raw.tunnel_idle_timeout, d.tunnel_idle_timeout),
+            max_pass_bytes: raw.max_pass_bytes.as_ref().map(|s| s.value.0),
+            stream_idle_timeout: span(&raw.stream_idle_timeout, d.stream_idle_timeout),
             max_connections: raw
                 .max_connections
                 .as_ref()

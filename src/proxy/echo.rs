@@ -14,10 +14,9 @@
 //! Each byte view is searched as received and once more with JSON string
 //! escapes (`\/`, `\u0061`, surrogate pairs) and `%XX` decoded, so an echo
 //! spelled with escapes is found too. The search is a `memmem` over the bytes
-//! (only on integrations that inject a credential). It works on whole bodies
-//! today; a streaming caller can feed it chunk by chunk by keeping the last
-//! `token length - 1` bytes of the decoded view (plus an unfinished escape,
-//! at most 12 bytes) in front of the next chunk.
+//! (only on integrations that inject a credential). A streamed `pass` body
+//! (not compressed: a compressed one is read whole) is scanned chunk by
+//! chunk by a [`Holdback`], and a match ends the stream as broken.
 
 use super::decode;
 use super::error::{Kind, Refusal};
@@ -236,6 +235,57 @@ impl Echo {
     }
 }
 
+/// The echo scan of a streamed body: each chunk is searched together with
+/// the bytes held back from the chunks before it, and the last bytes of
+/// every window are held back until the next, so that a credential split
+/// across chunks is found before any of it is sent.
+pub struct Holdback {
+    echo: Echo,
+    /// The longest spelling of the token: `\u00XX` for each of its bytes.
+    keep: usize,
+    held: Vec<u8>,
+}
+
+/// The streamed body carried the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echoed;
+
+impl Holdback {
+    /// A scan for `echo`'s token.
+    pub fn new(echo: Echo) -> Self {
+        let keep = echo.token.len().saturating_mul(6);
+        Holdback {
+            echo,
+            keep,
+            held: Vec::new(),
+        }
+    }
+
+    /// Takes the next chunk; returns the bytes now safe to send (the window
+    /// but its last `keep` bytes), or [`Echoed`] when the window carries the
+    /// token, as is or behind escapes.
+    pub fn pass(&mut self, chunk: &[u8]) -> Result<Bytes, Echoed> {
+        self.held.extend_from_slice(chunk);
+        if self.echo.found_in(&self.held) {
+            return Err(Echoed);
+        }
+        let release = self.held.len().saturating_sub(self.keep);
+        let out = Bytes::copy_from_slice(&self.held[..release]);
+        self.held.drain(..release);
+        Ok(out)
+    }
+
+    /// The bytes still held at the end of the body (already scanned).
+    pub fn rest(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.held))
+    }
+
+    /// Drops the headers that carry the token; returns how many.
+    pub fn drop_headers(&self, headers: &mut HeaderMap) -> u64 {
+        self.echo.drop_headers(headers)
+    }
+}
+
 /// `data` with JSON string escapes and `%XX` escapes decoded, in one pass.
 /// Malformed escapes are kept as they are. Text between escapes is copied
 /// in runs, so a body with few escapes costs about a copy.
@@ -379,6 +429,25 @@ mod tests {
                 .refusal
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_token_split_across_chunks_is_found_before_any_of_it_is_sent() {
+        let spelled = br#"x\u0073\u0033cr\/t+tok y"#;
+        // Every cut that leaves at least the last byte of the token behind.
+        for cut in 1..spelled.len() - 2 {
+            let mut scan = Holdback::new(echo());
+            let mut sent = Vec::new();
+            let first = scan.pass(&spelled[..cut]).expect("no token yet");
+            sent.extend_from_slice(&first);
+            assert_eq!(scan.pass(&spelled[cut..]), Err(Echoed), "cut at {cut}");
+            assert!(!echo().found_in(&sent) && sent.len() <= 1, "cut at {cut}");
+        }
+        let mut clean = Holdback::new(echo());
+        let mut sent = clean.pass(b"nothing here, ").expect("clean").to_vec();
+        sent.extend_from_slice(&clean.pass(b"nor here").expect("clean"));
+        sent.extend_from_slice(&clean.rest());
+        assert_eq!(sent, b"nothing here, nor here");
     }
 
     #[test]

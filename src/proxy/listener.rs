@@ -14,8 +14,8 @@ use super::tls;
 use crate::metrics::ProtocolError;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
@@ -112,6 +112,46 @@ impl Drop for OpenRequest {
     }
 }
 
+/// What a handler may answer with: any body hyper can send, whole or streamed.
+pub trait ReplyBody:
+    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + Unpin + 'static
+{
+}
+
+impl<B> ReplyBody for B where
+    B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
+/// A response body that keeps its request counted as open until it is sent.
+struct Tracked<B> {
+    inner: B,
+    _open: OpenRequest,
+}
+
+impl<B: ReplyBody> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Holds the connection's tunnel from the handler's 101 until hyper has
 /// written it and handed over the connection.
 #[derive(Default)]
@@ -180,7 +220,7 @@ impl Default for ListenerOptions {
 /// connections finish their in-flight request and close; HTTP/2 connections
 /// send GOAWAY and finish their open streams. Connections still open after
 /// `drain` are cut.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     opts: ListenerOptions,
     handler: H,
@@ -188,7 +228,8 @@ pub async fn serve<H, F>(
     drain: Duration,
 ) where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ReplyBody,
 {
     let limit = Arc::new(Semaphore::new(
         opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
@@ -210,7 +251,7 @@ pub(crate) struct Shard {
 }
 
 /// [`serve`] on one shard.
-async fn serve_shard<H, F>(
+async fn serve_shard<H, F, B>(
     shard: Shard,
     opts: ListenerOptions,
     handler: H,
@@ -218,7 +259,8 @@ async fn serve_shard<H, F>(
     drain: Duration,
 ) where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ReplyBody,
 {
     let Shard {
         index,
@@ -334,7 +376,7 @@ async fn accept(
 }
 
 /// One connection, from handshake to close. The permit is held throughout.
-async fn connection<H, F>(
+async fn connection<H, F, B>(
     shared: Arc<Shared<H>>,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -342,7 +384,8 @@ async fn connection<H, F>(
     _permit: OwnedSemaphorePermit,
 ) where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ReplyBody,
 {
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
@@ -398,7 +441,7 @@ async fn handshake(
 
 /// Serves HTTP on `io` until the peer leaves or shutdown closes it, then
 /// runs the tunnel if the connection switched protocols.
-async fn serve_http<H, F, I>(
+async fn serve_http<H, F, B, I>(
     shared: &Shared<H>,
     builder: &Builder<TokioExecutor>,
     io: I,
@@ -406,7 +449,8 @@ async fn serve_http<H, F, I>(
     watcher: Watcher,
 ) where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ReplyBody,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (peer, framing) = (info.peer, info.framing.clone());
@@ -418,8 +462,8 @@ async fn serve_http<H, F, I>(
         let open = conn_info.activity.begin();
         let response = handler(req, conn_info.clone());
         async move {
-            let response = response.await;
-            drop(open);
+            // Open until its body is sent: a streamed body can outlast the handler.
+            let response = response.await.map(|inner| Tracked { inner, _open: open });
             Ok::<_, Infallible>(response)
         }
     });

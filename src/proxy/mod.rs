@@ -22,6 +22,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod sniff;
+pub mod stream;
 pub mod tls;
 pub mod trail;
 pub mod tunnel;

@@ -8,9 +8,10 @@
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
 use super::budget::{Budget, Charge};
-use super::echo::{CREDENTIAL_ECHO, Echo};
+use super::echo::{CREDENTIAL_ECHO, Echo, Holdback};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
+use super::stream::{self, ProxyBody, Streamed};
 use super::trail::Trail;
 use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, offload, route, tunnel, uri};
@@ -27,8 +28,9 @@ use hyper::body::Incoming;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// The response type of every crossing: bodies are always released whole.
-pub type ProxyResponse = Response<Full<Bytes>>;
+/// The response type of every crossing: a body released whole, or a `pass`
+/// body streamed (see [`stream`]).
+pub type ProxyResponse = Response<ProxyBody>;
 
 /// What a crossing answers, and the tunnel to open once the answer (a 101)
 /// has been recorded and released.
@@ -43,15 +45,22 @@ pub async fn handle(
     framing::ignore_h2c_upgrade(req.headers_mut());
     let upgrade_asked = req.version() < Version::HTTP_2 && framing::wants_upgrade(&req);
     let mut trail = Trail::start(&req, &rt);
-    let (response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
+    let (mut response, tunnel) = match cross(&rt, &conn, req, &mut trail).await {
         Ok(crossed) => crossed,
         Err(refusal) => {
-            let response = refusal.response(&trail.request_id);
+            let response = refusal.response(&trail.request_id).map(ProxyBody::from);
             trail.refused(refusal);
             (response, None)
         }
     };
-    let mut response = trail.finish(&rt, response).await;
+    let mut response = match response.body_mut() {
+        // A streamed body writes the record when it ends.
+        ProxyBody::Streamed(body) => {
+            body.attach(trail);
+            response
+        }
+        ProxyBody::Whole(_) => trail.finish(&rt, response).await,
+    };
     match tunnel {
         // Only a 101 whose record was written opens the tunnel.
         Some(tunnel) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -183,6 +192,12 @@ async fn cross(
         })?,
         None => rt.client(&matched, conn.shard),
     };
+    // Only a body no policy reads streams (the echo scan reads it as it goes).
+    let reading = match (matched.route.response.is_some() || upgrade.is_some(), &echo) {
+        (true, _) => upstream::Reading::Whole,
+        (false, None) => upstream::Reading::Stream,
+        (false, Some(_)) => upstream::Reading::StreamPlain,
+    };
     let sent = std::time::Instant::now();
     let mut head_status = None;
     let answer = upstream::exchange(
@@ -192,11 +207,20 @@ async fn cross(
         &rt.budget,
         upgrade.as_ref(),
         &mut head_status,
+        reading,
     )
     .await;
     trail.upstream_elapsed = Some(sent.elapsed());
     trail.upstream_status = head_status;
     let mut answer = answer?;
+    if let Some(incoming) = answer.streamed.take() {
+        let counters = rt.meters(matched.index).map(|m| m.response_bytes());
+        let scan = echo.map(Holdback::new);
+        return Ok((
+            streamed(answer, incoming, &limits, counters, scan, trail)?,
+            None,
+        ));
+    }
     let switched = answer.switched.take();
     // Error bodies have shapes of their own: not the API's drift.
     let probe = (answer.status.is_success() && !answer.body.is_empty())
@@ -476,9 +500,56 @@ async fn respond(
     if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
         headers.insert(REQUEST_ID, id);
     }
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ProxyBody::from(Full::new(body)));
     *response.status_mut() = answer.status;
     *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The answer of a `pass` response: its head now, its body as it arrives.
+fn streamed(
+    answer: upstream::Answer,
+    incoming: Incoming,
+    limits: &crate::config::Limits,
+    counters: Option<[prometheus::IntCounter; 2]>,
+    scan: Option<Holdback>,
+    trail: &mut Trail,
+) -> Result<ProxyResponse, Refusal> {
+    // A slice of a body can split an echoed credential (see `respond`).
+    if scan.is_some() && answer.status == StatusCode::PARTIAL_CONTENT {
+        return Err(Refusal::new(
+            Kind::ResponseRefused,
+            "partial content under the credential scan",
+        ));
+    }
+    // A body declared too large is refused before anything is sent.
+    if let (Some(max), Some(declared)) = (limits.max_pass_bytes, answer.declared)
+        && declared > max
+    {
+        return Err(Refusal::new(
+            Kind::ResponseRefused,
+            "response body declared over limits.max_pass_bytes",
+        ));
+    }
+    let bounds = stream::Bounds {
+        max: limits.max_pass_bytes,
+        idle: limits.stream_idle_timeout,
+        declared: answer.declared,
+    };
+    let mut headers = answer.headers;
+    if let Some(dropped) = scan.as_ref().map(|s| s.drop_headers(&mut headers))
+        && dropped > 0
+    {
+        let side = trail.response_side();
+        side.actions.insert(CREDENTIAL_ECHO.to_string(), dropped);
+    }
+    let body = Streamed::new(incoming, answer.status.as_u16(), bounds, counters, scan);
+    let mut response = Response::new(ProxyBody::Streamed(Box::new(body)));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = headers;
+    if let Ok(id) = HeaderValue::from_str(&trail.request_id) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
     Ok(response)
 }
 

@@ -7,6 +7,7 @@ use super::auth::{FailReason, Principal};
 use super::error::{Kind, Outcome, Refusal};
 use super::pipeline::ProxyResponse;
 use super::route::Matched;
+use super::stream::ProxyBody;
 use crate::audit::record::{Crossing, Direction};
 use crate::audit::redact;
 use crate::config::{Integration, OnFailure};
@@ -138,10 +139,44 @@ impl Trail {
                 (record.status, record.outcome) = (status.as_u16(), outcome.as_str());
                 let response = refusal.response(&self.request_id);
                 tally.refusal = Some(refusal);
-                response
+                response.map(ProxyBody::from)
             }
             _ => response,
         }
+    }
+
+    /// Writes the record of a streamed crossing whose body has ended:
+    /// `read` bytes came from the upstream and `crossed` went through, `end` says why it broke off (`None`:
+    /// complete, or `left` when the caller went away first). Written at once,
+    /// since the body ends in a drop or a poll, where nothing can wait.
+    pub fn finish_streamed(
+        mut self,
+        status: u16,
+        (read, crossed): (u64, u64),
+        end: Option<Refusal>,
+        left: bool,
+    ) {
+        let Some(rt) = self.guard.take() else { return };
+        let side = self.response_side();
+        (side.bytes_in, side.bytes_out) = (read, crossed);
+        let outcome = match (&end, left) {
+            (Some(r), _) => r.kind.answer().2,
+            (None, true) => Outcome::Rejected,
+            (None, false) => Outcome::Forwarded,
+        };
+        self.refusal = end;
+        let mut tally = self.seal(&rt, status, outcome);
+        tally.streamed = true;
+        if left {
+            tally.record.reason = Some(format!(
+                "client disconnected mid-stream after {crossed} bytes"
+            ));
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (rt, record, failure) = (rt.clone(), tally.record.clone(), self.auth_failure);
+            handle.spawn(async move { rt.signals.observe(&record, failure, &rt).await });
+        }
+        let _ = rt.auditor.record_now(&tally.record);
     }
 
     /// Completes the record, with what counts it in the metrics when dropped.
@@ -164,6 +199,7 @@ impl Trail {
             auth_failure: self.auth_failure,
             upstream_secs: self.upstream_elapsed.map(|d| d.as_secs_f64()),
             integration: self.integration,
+            streamed: false,
         }
     }
 }
@@ -177,10 +213,17 @@ struct Tally<'r> {
     auth_failure: Option<FailReason>,
     upstream_secs: Option<f64>,
     integration: Option<usize>,
+    /// A streamed body's bytes were counted as they crossed.
+    streamed: bool,
 }
 
 impl Drop for Tally<'_> {
     fn drop(&mut self) {
+        if self.streamed
+            && let Some(side) = &mut self.record.response
+        {
+            (side.bytes_in, side.bytes_out) = (0, 0);
+        }
         let (rt, record) = (self.rt, &self.record);
         rt.metrics.crossing(
             record,

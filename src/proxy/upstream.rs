@@ -1,7 +1,8 @@
 //! Stage 5: the upstream exchange. Builds the request customs sends — its
 //! own framing, no hop-by-hop or caller credential headers, the injected
 //! credential, `X-Forwarded-*` and `X-Request-Id` — and bounds the whole
-//! exchange, body included, by `upstream_timeout`.
+//! exchange, body included, by `upstream_timeout` (a streamed `pass` body:
+//! the head only).
 
 use super::auth::CREDENTIAL_HEADERS;
 use super::body::{self, BodyError};
@@ -82,7 +83,7 @@ pub struct Hop<'a> {
     pub request_id: &'a str,
 }
 
-/// A response read whole from the upstream.
+/// A response from the upstream: its head, and its body read whole or left to stream.
 #[derive(Debug)]
 pub struct Answer {
     /// Status.
@@ -95,6 +96,10 @@ pub struct Answer {
     pub charge: Charge,
     /// The upstream's side of a WebSocket switch (a checked 101 only).
     pub switched: Option<hyper::upgrade::OnUpgrade>,
+    /// The body, unread, when it is to be streamed (a `pass` response).
+    pub streamed: Option<hyper::body::Incoming>,
+    /// The body's `Content-Length`, when the upstream framed it by length.
+    pub declared: Option<u64>,
 }
 
 /// Builds the upstream request head from the caller's, minus everything
@@ -152,8 +157,22 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// How an answer's body may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Whole (governed, upgrades).
+    Whole,
+    /// Streamed when it is long or of unknown length (a `pass` response).
+    Stream,
+    /// As `Stream`, unless compressed (a `pass` response scanned for the
+    /// injected credential).
+    StreamPlain,
+}
+
 /// Sends the request and reads the whole answer within
-/// `limits.upstream_timeout`. A 101 is accepted only as the answer to
+/// `limits.upstream_timeout` — or, when `reading` lets it stream, only
+/// its head: the body is then left in [`Answer::streamed`] for the caller
+/// to forward as it arrives. A 101 is accepted only as the answer to
 /// `upgrade`, the handshake the caller asked for; its connection is then in
 /// [`Answer::switched`]. `head_status` gets the upstream's status as soon as
 /// its head arrives, so the record has it even when the body then stalls
@@ -165,19 +184,54 @@ pub async fn exchange(
     budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
+    reading: Reading,
 ) -> Result<Answer, Refusal> {
-    let sent = send(client, request, limits, budget, upgrade, head_status);
+    let sent = async {
+        let mut answer = head(client, request, limits, upgrade, head_status).await?;
+        match answer.streamed.take() {
+            Some(incoming) if streams(reading, &answer, &incoming, limits) => {
+                answer.streamed = Some(incoming);
+                Ok(answer)
+            }
+            Some(incoming) => read_whole(answer, incoming, limits, budget).await,
+            None => Ok(answer),
+        }
+    };
     match tokio::time::timeout(limits.upstream_timeout, sent).await {
         Ok(answer) => answer,
         Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
     }
 }
 
-async fn send(
+/// Whether a `pass` body streams: an empty one has nothing to stream, and
+/// one declared within `max_body_bytes` is read whole as before, so that its
+/// record is written before it is released (and a failing log refuses it).
+fn streams(
+    reading: Reading,
+    answer: &Answer,
+    incoming: &hyper::body::Incoming,
+    limits: &Limits,
+) -> bool {
+    let coded = answer.headers.contains_key(header::CONTENT_ENCODING);
+    let streamable = match reading {
+        Reading::Whole => false,
+        Reading::Stream => true,
+        // The echo scan reads a compressed body whole, decoded.
+        Reading::StreamPlain => !coded,
+    };
+    streamable
+        && !hyper::body::Body::is_end_stream(incoming)
+        && answer
+            .declared
+            .is_none_or(|n| n > limits.max_body_bytes as u64)
+}
+
+/// Sends the request and reads the answer's head; its body is left in
+/// [`Answer::streamed`].
+async fn head(
     client: &UpstreamClient,
     request: Request<Full<Bytes>>,
     limits: &Limits,
-    budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
 ) -> Result<Answer, Refusal> {
@@ -201,7 +255,28 @@ async fn send(
             "upstream used a transfer coding other than chunked",
         ));
     }
-    let (body, charge) = body::read(&headers, incoming, limits.max_body_bytes, budget)
+    // Framing is read before the hop-by-hop headers go.
+    let declared = declared_length(&headers);
+    headers::strip_hop_by_hop(&mut headers);
+    Ok(Answer {
+        status: parts.status,
+        headers,
+        body: Bytes::new(),
+        charge: Charge::default(),
+        switched: None,
+        streamed: Some(incoming),
+        declared,
+    })
+}
+
+/// Reads a body whole, within `max_body_bytes` and the shared budget.
+async fn read_whole(
+    mut answer: Answer,
+    incoming: hyper::body::Incoming,
+    limits: &Limits,
+    budget: &Budget,
+) -> Result<Answer, Refusal> {
+    let (body, charge) = body::read(&answer.headers, incoming, limits.max_body_bytes, budget)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refusal::new(Kind::ResponseRefused, "response body too large"),
@@ -211,14 +286,22 @@ async fn send(
             ),
             _ => Refusal::new(Kind::UpstreamUnavailable, "upstream body broke off"),
         })?;
-    headers::strip_hop_by_hop(&mut headers);
-    Ok(Answer {
-        status: parts.status,
-        headers,
-        body,
-        charge,
-        switched: None,
-    })
+    (answer.body, answer.charge) = (body, charge);
+    Ok(answer)
+}
+
+/// The body length the upstream declared, when its framing is by length.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Why the upstream exchange failed before a response head was read. A
@@ -268,6 +351,8 @@ fn switched(
         body: Bytes::new(),
         charge: Charge::default(),
         switched: Some(upgraded),
+        streamed: None,
+        declared: None,
     })
 }
 

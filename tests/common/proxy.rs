@@ -208,6 +208,10 @@ impl Proxy {
     }
 
     /// The proxy listener, `127.0.0.1:PORT`.
+    /// The proxy's process id (e.g. to read its memory use in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("proxy address")
     }

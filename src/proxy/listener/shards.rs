@@ -10,10 +10,8 @@
 //! burst of connections.) The cost: a connection never moves, so a shard
 //! busy with heavy crossings does not hand its others to an idle one.
 
-use super::{ConnInfo, ListenerOptions, Shard, serve_shard};
-use bytes::Bytes;
+use super::{ConnInfo, ListenerOptions, ReplyBody, Shard, serve_shard};
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use std::io;
 use std::net::SocketAddr;
@@ -56,7 +54,7 @@ fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 ///
 /// # Errors
 /// When a shard's runtime or thread cannot be created.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     listeners: Vec<std::net::TcpListener>,
     opts: ListenerOptions,
     handler: H,
@@ -65,7 +63,8 @@ pub async fn serve<H, F>(
 ) -> io::Result<()>
 where
     H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ReplyBody,
 {
     let limit = Arc::new(Semaphore::new(
         opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),

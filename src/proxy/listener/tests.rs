@@ -7,6 +7,7 @@ use crate::proxy::client;
 use crate::proxy::sniff::Verdict;
 use http::StatusCode;
 use http::header::{CONNECTION, HOST, HeaderValue};
+use http_body_util::Full;
 use http_body_util::{BodyExt, Empty};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
