@@ -178,7 +178,10 @@ fn one_integrations_backlog_does_not_hold_up_anothers_bodies() {
         "listen: { address: 127.0.0.1:0 }",
         "listen: { address: 127.0.0.1:0, workers: 1 }",
     );
-    config.push_str(&config_tail());
+    config.push_str(&anonymous_integration(
+        "other",
+        &["- { id: up, methods: [POST], path: /up, request: redact, response: pass }"],
+    ));
     let policy = "policy: redact\nbody:\n  rules:\n    - id: r\n      redact: [$..*]\n      detectors: [email]\n";
     let proxy = Proxy::builder()
         .upstream(&up.url())
@@ -218,19 +221,4 @@ fn one_integrations_backlog_does_not_hold_up_anothers_bodies() {
     for s in senders {
         assert_eq!(s.join().expect("sender"), 200);
     }
-}
-
-fn config_tail() -> String {
-    r#"  - name: other
-    owner: team@example.com
-    classification: internal
-    boundary: internal
-    reviewed: 2026-09-01
-    expires: 2099-01-01
-    anonymous: true
-    upstream: { url: "{upstream}" }
-    routes:
-      - { id: up, methods: [POST], path: /up, request: redact, response: pass }
-"#
-    .to_string()
 }

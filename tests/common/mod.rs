@@ -73,27 +73,34 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// in front of `{upstream}`, an admin listener and the audit log in `{dir}`.
 /// `routes` are route lines, e.g. `"- { id: r, methods: [GET], path: /x, request: pass, response: pass }"`.
 pub fn demo_config(routes: &[&str]) -> String {
-    let mut config = String::from(
-        r#"listen: { address: 127.0.0.1:0 }
+    let head = r#"listen: { address: 127.0.0.1:0 }
 admin: { address: 127.0.0.1:0 }
 policies: policies/
 audit: { path: "{dir}/audit.jsonl" }
 integrations:
-  - name: demo
+"#;
+    head.to_string() + &anonymous_integration("demo", routes)
+}
+
+/// One more anonymous, internal integration `name` in front of `{upstream}`, to append to
+/// [`demo_config`].
+pub fn anonymous_integration(name: &str, routes: &[&str]) -> String {
+    let mut entry = format!(
+        r#"  - name: {name}
     owner: team@example.com
     classification: internal
     boundary: internal
     reviewed: 2026-09-01
     expires: 2099-01-01
     anonymous: true
-    upstream: { url: "{upstream}" }
+    upstream: {{ url: "{{upstream}}" }}
     routes:
-"#,
+"#
     );
     for route in routes {
-        config.push_str("      ");
-        config.push_str(route);
-        config.push('\n');
+        entry.push_str("      ");
+        entry.push_str(route);
+        entry.push('\n');
     }
-    config
+    entry
 }
