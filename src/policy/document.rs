@@ -33,6 +33,24 @@ pub enum DocumentError {
     Apply(#[from] ApplyError),
 }
 
+/// Which engine produced an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The copy-through stream engine ([`super::stream`]).
+    Stream,
+    /// The tree engine: parse into a `Value`, apply, serialise.
+    Tree,
+}
+
+/// Which engine [`apply_bytes_with`] may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The stream engine where it can answer, else the tree engine.
+    Auto,
+    /// The tree engine only (the reference).
+    Tree,
+}
+
 /// The transformed payload and what was done to it.
 #[derive(Debug)]
 pub struct Applied {
@@ -40,6 +58,8 @@ pub struct Applied {
     pub bytes: Vec<u8>,
     /// Actions, counts, refusal.
     pub outcome: Outcome,
+    /// The engine that produced this answer.
+    pub engine: Engine,
 }
 
 /// Parses `bytes` strictly, applies `policy` and re-serialises. When the
@@ -51,6 +71,23 @@ pub fn apply_bytes(
     bounds: Bounds,
     how: &Apply<'_>,
 ) -> Result<Applied, DocumentError> {
+    apply_bytes_with(policy, bytes, format, bounds, how, Choice::Auto)
+}
+
+/// [`apply_bytes`] with a choice of engine: both give the same answer.
+pub fn apply_bytes_with(
+    policy: &Policy,
+    bytes: &[u8],
+    format: Format,
+    bounds: Bounds,
+    how: &Apply<'_>,
+    choice: Choice,
+) -> Result<Applied, DocumentError> {
+    if choice == Choice::Auto
+        && let Ok(applied) = super::stream::run(policy, bytes, format, bounds, how)
+    {
+        return Ok(applied);
+    }
     apply_bytes_seen(policy, bytes, format, bounds, how, &mut |_| {})
 }
 
@@ -74,7 +111,11 @@ pub fn apply_bytes_seen(
             } else {
                 to_vec(&doc, bytes.len())
             };
-            Ok(Applied { bytes, outcome })
+            Ok(Applied {
+                bytes,
+                outcome,
+                engine: Engine::Tree,
+            })
         }
         Format::Ndjson => apply_ndjson(policy, bytes, bounds, how, seen),
     }
@@ -100,12 +141,14 @@ fn apply_ndjson(
             return Ok(Applied {
                 bytes: Vec::new(),
                 outcome: total,
+                engine: Engine::Tree,
             });
         }
     }
     Ok(Applied {
         bytes: json::to_ndjson(&docs),
         outcome: total,
+        engine: Engine::Tree,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod path;
 mod redact;
 mod selftest;
 pub mod shape;
+pub mod stream;
 pub mod transform;
 
 pub use compile::compile;
