@@ -26,11 +26,11 @@ pub enum Assignment {
 }
 
 impl Assignment {
-    /// `stream`, or `tree (<why>)`: what `customs check` prints.
+    /// Which engine, and for the tree engine why: what `customs check` prints.
     pub fn describe(&self) -> String {
         match self {
-            Assignment::Stream(_) => "stream".to_owned(),
-            Assignment::Tree(why) => format!("tree ({why})"),
+            Assignment::Stream(_) => "the stream engine".to_owned(),
+            Assignment::Tree(why) => format!("the tree engine: {why}"),
         }
     }
 }

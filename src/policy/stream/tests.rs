@@ -527,3 +527,161 @@ fn the_repository_policies_run_on_the_stream_engine() {
         }
     }
 }
+
+/// A small deterministic generator (xorshift), so the random cases below are the same on
+/// every run.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'x>(&mut self, items: &[&'x str]) -> &'x str {
+        items[self.below(items.len())]
+    }
+
+    fn value(&mut self, depth: usize) -> String {
+        const KEYS: [&str; 10] = [
+            "a",
+            "b",
+            "ssn",
+            "SSN",
+            "note",
+            "x",
+            "s\\u0073n",
+            "card",
+            "id",
+            "ｓｓｎ",
+        ];
+        const LEAVES: [&str; 14] = [
+            "1",
+            "-0",
+            "1E2",
+            "4111111111111111",
+            "12.50",
+            "true",
+            "null",
+            "\"plain\"",
+            "\"mail jane@example.com\"",
+            "\"4111 1111 1111 1111\"",
+            "\"a\\u00e9\\n\"",
+            "\"078-05-1120\"",
+            "4.111111111111111e15",
+            "\"\"",
+        ];
+        match (depth, self.below(4)) {
+            (0, _) | (_, 0) => self.pick(&LEAVES).to_owned(),
+            (_, 1) => {
+                let n = self.below(4);
+                let items: Vec<String> = (0..n).map(|_| self.value(depth - 1)).collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => {
+                let n = self.below(5);
+                let mut used = Vec::new();
+                let mut members = Vec::new();
+                for _ in 0..n {
+                    let key = self.pick(&KEYS);
+                    // Keys equal after unescaping are duplicates: keep one.
+                    let plain = key.replace("\\u0073", "s");
+                    if used.contains(&plain) {
+                        continue;
+                    }
+                    used.push(plain);
+                    members.push(format!("\"{key}\":{}", self.value(depth - 1)));
+                }
+                format!("{{{}}}", members.join(","))
+            }
+        }
+    }
+
+    fn policy(&mut self) -> String {
+        const PATHS: [&str; 12] = [
+            "$.a",
+            "$..ssn",
+            "$.a[*]",
+            "$..*",
+            "$.b.note",
+            "$..note",
+            "$.a.x",
+            "$[*].card",
+            "$.a[0]",
+            "$.b[1:3]",
+            "$['a','b'].id",
+            "$..[0]",
+        ];
+        const ACTIONS: [&str; 6] = ["drop", "mask", "replace", "hash", "redact", "redact"];
+        let mut yaml = String::from("policy: t\nbody:\n");
+        if self.below(3) == 0 {
+            yaml.push_str("  allow:\n");
+            for _ in 0..1 + self.below(3) {
+                yaml.push_str(&format!("    - '{}'\n", self.pick(&PATHS)));
+            }
+            let unknown = self.pick(&["drop", "pass"]);
+            yaml.push_str(&format!("  unknown_fields: {unknown}\n"));
+        }
+        yaml.push_str("  rules:\n");
+        for i in 0..1 + self.below(4) {
+            let action = self.pick(&ACTIONS);
+            let n = 1 + self.below(2);
+            let paths: Vec<String> = (0..n).map(|_| format!("'{}'", self.pick(&PATHS))).collect();
+            let extra = match action {
+                "replace" => ", with: {\"r\": \"jane@example.com\"}",
+                "mask" => ", keep_last: 2",
+                _ => "",
+            };
+            if action == "redact" && self.below(3) == 0 {
+                yaml.push_str(&format!("    - {{ id: r{i}, redact: [] }}\n"));
+            } else {
+                yaml.push_str(&format!(
+                    "    - {{ id: r{i}, {action}: [{}]{extra} }}\n",
+                    paths.join(", ")
+                ));
+            }
+        }
+        yaml
+    }
+}
+
+/// Random policies (every action, wildcards, `..`, unions, indices, slices, allow-lists) on
+/// random documents. `SEED` and `ROUNDS` in the environment run other and more cases.
+#[test]
+fn random_documents_and_policies_agree() {
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let mut g = Gen(seed);
+    let (mut answered, mut total) = (0, 0);
+    for _ in 0..rounds {
+        let yaml = g.policy();
+        let Ok(p) = compile(Path::new("t.yaml"), &yaml) else {
+            continue;
+        };
+        for _ in 0..8 {
+            let doc = g.value(4);
+            total += 1;
+            let said = std::panic::catch_unwind(|| compare(&p, &doc))
+                .unwrap_or_else(|_| panic!("policy:\n{yaml}"));
+            if said == Said::Answered {
+                answered += 1;
+            }
+        }
+    }
+    assert!(
+        answered * 3 > total,
+        "the stream engine answered {answered} of {total}"
+    );
+}
