@@ -83,12 +83,14 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 mod norm;
+mod prefilter;
 #[cfg(test)]
 mod tests;
 
 use norm::Norm;
 #[cfg(test)]
 use norm::{DASHES, DECIMAL_DIGITS, Fold, INVISIBLE, SPACES, decimal_digit, fold_char};
+use prefilter::Stats;
 
 /// A built-in detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,21 +156,6 @@ impl Detector {
         Detector::ALL
             .into_iter()
             .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// Whether a string with these statistics can hold a match at all.
-    fn plausible(self, st: &Stats<'_>) -> bool {
-        match self {
-            Detector::Email => st.has(AT),
-            Detector::CreditCard => st.digits >= 13,
-            Detector::Iban => st.has(LETTER) && st.digits >= 2 && st.text.len() >= 15,
-            Detector::UsSsn => st.digits >= 9,
-            Detector::Phone => st.digits >= 8,
-            Detector::Ipv4 => st.has(DOT) && st.digits >= 4,
-            Detector::Jwt => st.has(UPPER_J) && st.text.contains("eyJ"),
-            Detector::AwsAccessKey => st.has(UPPER_A) && st.aws_prefix(),
-            Detector::PrivateKey => st.has(DASH) && st.text.contains("-----"),
-        }
     }
 }
 
@@ -521,9 +508,20 @@ impl Redactor {
 
     /// One scan of `s`: [`Redactor::redact`] without the rescans.
     fn redact_once(&self, s: &str, pass: Pass) -> Option<Redacted> {
-        let norm = Norm::new(s);
+        // One byte pass tells both whether the view differs from `s` and, when it does not
+        // (nearly always), whether any detector can match.
+        let first = Stats::of(s);
+        let norm = if first.folds() {
+            Norm::new(s)
+        } else {
+            Norm::plain(s)
+        };
         let t: &str = &norm.text;
-        if !self.plausible(t) {
+        let plausible = match norm.edits.is_empty() && t.len() == s.len() {
+            true => self.plausible_in(&first),
+            false => self.plausible(t),
+        };
+        if !plausible {
             return None;
         }
         let mut spans = self.scan(t);
@@ -543,10 +541,14 @@ impl Redactor {
 
     /// Cheap pre-filter: can any detector of this rule match `t`?
     fn plausible(&self, t: &str) -> bool {
-        let mut stats = None;
+        self.plausible_in(&Stats::of(t))
+    }
+
+    /// [`Redactor::plausible`] on statistics already gathered.
+    fn plausible_in(&self, stats: &Stats<'_>) -> bool {
         self.entries.iter().any(|e| match e.detector {
-            None => e.starts.any_in(t.as_bytes()),
-            Some(d) => d.plausible(stats.get_or_insert_with(|| Stats::of(t))),
+            None => e.starts.any_in(stats.text().as_bytes()),
+            Some(d) => d.plausible(stats),
         })
     }
 
@@ -1459,71 +1461,4 @@ fn next_group(b: &[u8], mut p: usize, limit: usize) -> usize {
         p += 1;
     }
     p
-}
-
-// ---------------------------------------------------------------------------
-// Pre-filter statistics
-
-/// What a string contains, gathered in one table-driven byte pass.
-#[derive(Debug)]
-struct Stats<'a> {
-    text: &'a str,
-    digits: usize,
-    flags: u8,
-}
-
-const DIGIT: u8 = 1;
-const AT: u8 = 2;
-const DOT: u8 = 4;
-const DASH: u8 = 8;
-const LETTER: u8 = 16;
-const UPPER_J: u8 = 32;
-const UPPER_A: u8 = 64;
-
-/// Byte classes of the pre-filter.
-static CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = match i as u8 {
-            b'0'..=b'9' => DIGIT,
-            b'@' => AT,
-            b'.' => DOT,
-            b'-' => DASH,
-            b'A' => LETTER | UPPER_A,
-            b'J' => LETTER | UPPER_J,
-            b'a'..=b'z' | b'B'..=b'Z' => LETTER,
-            _ => 0,
-        };
-        i += 1;
-    }
-    table
-};
-
-impl<'a> Stats<'a> {
-    fn of(text: &'a str) -> Stats<'a> {
-        let (mut digits, mut flags) = (0, 0);
-        for &c in text.as_bytes() {
-            let class = CLASS[usize::from(c)];
-            flags |= class;
-            digits += usize::from(class & DIGIT);
-        }
-        Stats {
-            text,
-            digits,
-            flags,
-        }
-    }
-
-    fn has(&self, class: u8) -> bool {
-        self.flags & class != 0
-    }
-
-    /// An AWS key prefix (`AK`, `AS`, `AB`, `AC`, `A3`) occurs.
-    fn aws_prefix(&self) -> bool {
-        let b = self.text.as_bytes();
-        self.text
-            .match_indices('A')
-            .any(|(i, _)| matches!(b.get(i + 1), Some(b'K' | b'S' | b'B' | b'C' | b'3')))
-    }
 }

@@ -152,7 +152,7 @@ impl ShapeProbe {
     /// samples it (the next turn only moves later), so it need not be shown the body and
     /// the body need not be parsed into a tree for it.
     pub fn due(&self) -> bool {
-        self.turn != Turn::Skipped && !lock(&self.base).next_sample.is_some_and(|t| self.now < t)
+        self.turn != Turn::Skipped && lock(&self.base).next_sample.is_none_or(|t| self.now >= t)
     }
 
     fn take_turn(&self) -> Turn {

@@ -30,6 +30,14 @@ pub(super) enum Fold {
 }
 
 impl<'a> Norm<'a> {
+    /// The view of a string known to need no folding: `s` itself.
+    pub(super) fn plain(s: &'a str) -> Norm<'a> {
+        Norm {
+            text: Cow::Borrowed(s),
+            edits: Vec::new(),
+        }
+    }
+
     /// Borrows `s` when nothing needs folding (the common case: no allocation).
     pub(super) fn new(s: &'a str) -> Norm<'a> {
         // Pure ASCII without `%` or `\\` cannot change: skip the byte loop.

@@ -18,6 +18,7 @@
 
 use super::plan::{Kind, Plan};
 use super::scan::{self, Invalid, Span};
+use crate::policy::detect::Redactor;
 use crate::policy::file::UnknownFields;
 use crate::policy::path::{Fx, Location, States, WORDS};
 use crate::policy::redact::{self, redact_number, redact_str};
@@ -46,7 +47,7 @@ impl From<Invalid> for Stop {
 const NONE: States = [0; WORDS];
 
 /// Most units one node may be selected by before the walk leaves it to the tree engine.
-const MAX_ACTS: usize = 16;
+const MAX_ACTS: usize = 8;
 
 /// Objects with more keys than this are checked for duplicates by sorting, not pairwise.
 const PAIRWISE_KEYS: usize = 16;
@@ -67,9 +68,9 @@ struct Node<'n> {
 /// The units that select a node, up to the first `drop` (which removes it).
 #[derive(Clone, Copy)]
 struct Acts {
-    units: [usize; MAX_ACTS],
-    len: usize,
-    drop: Option<usize>,
+    units: [u16; MAX_ACTS],
+    len: u8,
+    drop: Option<u16>,
 }
 
 impl Acts {
@@ -80,7 +81,30 @@ impl Acts {
     };
 
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.units.iter().take(self.len).copied()
+        self.units
+            .iter()
+            .take(usize::from(self.len))
+            .map(|u| usize::from(*u))
+    }
+
+    /// Adds a unit; false when there is no room (the walk then leaves the body to the tree
+    /// engine).
+    fn push(&mut self, unit: usize) -> bool {
+        match (
+            self.units.get_mut(usize::from(self.len)),
+            u16::try_from(unit),
+        ) {
+            (Some(slot), Ok(unit)) => {
+                *slot = unit;
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn drop_unit(&self) -> Option<usize> {
+        self.drop.map(usize::from)
     }
 }
 
@@ -142,8 +166,8 @@ pub(super) struct Walk<'a> {
     outcome: Outcome,
     unknowns: Unknowns,
     covers: Vec<Cover>,
-    /// The keys of the open objects: hash and token.
-    keys: Vec<(u64, Span)>,
+    /// The keys of the open objects.
+    keys: Vec<Span>,
     /// Scratch for a leaf's applications.
     apps: Vec<(usize, App)>,
 }
@@ -251,16 +275,11 @@ impl<'a> Walk<'a> {
             match self.plan.units.get(u).map(|u| u.kind) {
                 Some(Kind::Drop) if n.root => {}
                 Some(Kind::Drop) => {
-                    acts.drop = Some(u);
+                    acts.drop = u16::try_from(u).ok();
                     break;
                 }
-                _ => {
-                    *acts
-                        .units
-                        .get_mut(acts.len)
-                        .ok_or(Stop::Bail("too many rules select one node"))? = u;
-                    acts.len += 1;
-                }
+                _ if acts.push(u) => {}
+                _ => return Err(Stop::Bail("too many rules select one node")),
             }
         }
         Ok(acts)
@@ -290,7 +309,7 @@ impl<'a> Walk<'a> {
                 if span.escaped && key.bytes().any(|c| c < 0x20) {
                     return Err(Stop::Invalid);
                 }
-                self.keys.push((key_hash(&key), span));
+                self.keys.push(span);
                 self.pos = scan::skip_ws(self.b, span.end);
                 if self.b.get(self.pos) != Some(&b':') {
                     return Err(Stop::Invalid);
@@ -354,8 +373,18 @@ impl<'a> Walk<'a> {
     /// Opens a container: the units that select it, the covers it starts, what its children
     /// see.
     fn enter(&mut self, n: &Node<'_>, object: bool) -> Result<Frame, Stop> {
-        let acts = self.acts(n)?;
         let covers_base = self.covers.len();
+        if n.rules == NONE && covers_base == 0 {
+            // No rule selects it or anything inside it.
+            return Ok(Frame {
+                acts: Acts::NONE,
+                covers_base,
+                limit: n.limit,
+                base: NONE,
+                scope: Acts::NONE,
+            });
+        }
+        let acts = self.acts(n)?;
         for u in acts.iter() {
             match self.plan.units.get(u).map(|u| u.kind) {
                 Some(Kind::Value) => {
@@ -370,7 +399,7 @@ impl<'a> Walk<'a> {
                 _ => {}
             }
         }
-        let limit = acts.drop.unwrap_or(n.limit);
+        let limit = acts.drop_unit().unwrap_or(n.limit);
         let base = match &self.plan.rules {
             Some(rules) => rules.before(&n.rules, limit),
             None => NONE,
@@ -404,14 +433,9 @@ impl<'a> Walk<'a> {
             )
         });
         for u in redacting.chain(covering) {
-            if scope.iter().any(|s| s == u) {
-                continue;
+            if !scope.iter().any(|s| s == u) && !scope.push(u) {
+                return Err(Stop::Bail("too many redact rules cover one object"));
             }
-            *scope
-                .units
-                .get_mut(scope.len)
-                .ok_or(Stop::Bail("too many redact rules cover one object"))? = u;
-            scope.len += 1;
         }
         Ok(scope)
     }
@@ -427,7 +451,7 @@ impl<'a> Walk<'a> {
                 *count += 1;
             }
         }
-        match frame.acts.drop {
+        match frame.acts.drop_unit() {
             Some(d) => {
                 self.count(d);
                 true
@@ -450,12 +474,12 @@ impl<'a> Walk<'a> {
         &mut self,
         frame: &Frame,
         n: &Node<'_>,
-        key: Option<(&str, Span)>,
+        key: Option<(&Cow<'a, str>, Span)>,
         idx: usize,
         depth: usize,
         first: &mut bool,
     ) -> Result<(), Stop> {
-        let name = key.map(|(k, _)| k);
+        let name = key.map(|(k, _)| &**k);
         let loc = match name {
             Some(k) => n.loc.key(k),
             None => n.loc.index(idx),
@@ -470,7 +494,7 @@ impl<'a> Walk<'a> {
         let (rules, limit) = if removed {
             (NONE, 0)
         } else {
-            if let Some(k) = name {
+            if let Some((k, _)) = key {
                 self.scan_key(&frame.scope, k)?;
             }
             let rules = match &self.plan.rules {
@@ -534,9 +558,10 @@ impl<'a> Walk<'a> {
     /// Bails when a redact unit in scope finds something in a key: the tree engine renames it.
     fn scan_key(&self, scope: &Acts, key: &str) -> Result<(), Stop> {
         for u in scope.iter() {
-            if let Some(Action::Redact { redactor, .. }) = self.action(u)
-                && redact_str(redactor, key).is_some()
-            {
+            let Some(Action::Redact { redactor, .. }) = self.action(u) else {
+                continue;
+            };
+            if redact_str(redactor, key).is_some() {
                 return Err(Stop::Bail("a redact rule renames a key"));
             }
         }
@@ -557,7 +582,7 @@ impl<'a> Walk<'a> {
             return Err(Stop::Bail("embedded_json: refuse matched"));
         }
         let acts = self.acts(n)?;
-        let limit = acts.drop.unwrap_or(n.limit);
+        let limit = acts.drop_unit().unwrap_or(n.limit);
         self.apps.clear();
         for u in acts.iter() {
             self.apps.push((u, App::Direct));
@@ -575,7 +600,7 @@ impl<'a> Walk<'a> {
             self.apply(n, &tok, limit)?
         };
         self.write_leaf(&cur, &tok)?;
-        match acts.drop {
+        match acts.drop_unit() {
             Some(d) => {
                 self.count(d);
                 Ok(true)
@@ -629,13 +654,7 @@ impl<'a> Walk<'a> {
     }
 
     /// One `redact` on a leaf's current value; true when it changed.
-    fn redact(
-        &self,
-        cur: &mut Cur,
-        redactor: &crate::policy::detect::Redactor,
-        deep: bool,
-        tok: &Tok<'a>,
-    ) -> bool {
+    fn redact(&self, cur: &mut Cur, redactor: &Redactor, deep: bool, tok: &Tok<'a>) -> bool {
         let text = match cur {
             Cur::Raw => match tok {
                 Tok::Str(_, s) => redact_str(redactor, s),
@@ -721,7 +740,7 @@ impl<'a> Walk<'a> {
     fn write_str(&mut self, s: &str, token: Option<Span>) -> Result<(), Stop> {
         match token {
             Some(span) if !span.escaped => {
-                self.out.extend_from_slice(span.raw(self.text).as_bytes());
+                self.out.extend_from_slice(span.raw(self.b));
                 Ok(())
             }
             _ => serde_json::to_writer(&mut self.out, s)
@@ -732,38 +751,43 @@ impl<'a> Walk<'a> {
     /// Whether the object whose keys start at `base` in `self.keys` has a key twice.
     fn duplicate(&self, base: usize) -> Result<bool, Stop> {
         let keys = self.keys.get(base..).unwrap_or_default();
-        let same = |a: usize, b: usize| -> Result<bool, Stop> {
-            match (keys.get(a), keys.get(b)) {
-                (Some((ha, sa)), Some((hb, sb))) if ha == hb => {
-                    Ok(sa.decode(self.text)? == sb.decode(self.text)?)
-                }
-                _ => Ok(false),
-            }
-        };
         if keys.len() <= PAIRWISE_KEYS {
-            for i in 1..keys.len() {
-                for j in 0..i {
-                    if same(i, j)? {
+            for (i, a) in keys.iter().enumerate() {
+                for b in &keys[..i] {
+                    if self.same_key(a, b)? {
                         return Ok(true);
                     }
                 }
             }
             return Ok(false);
         }
-        let mut order: Vec<(u64, usize)> = keys.iter().enumerate().map(|(i, k)| (k.0, i)).collect();
+        // Many keys: sort by a seeded hash (a sender cannot make them collide) and compare
+        // the keys of each hash with each other.
+        let mut order = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            order.push((key_hash(&k.decode(self.text)?), i));
+        }
         order.sort_unstable();
-        // Keys of one hash are compared with each other (a run of more than two is a
-        // collision, or several copies of one key).
         for run in order.chunk_by(|a, b| a.0 == b.0) {
-            for (i, a) in run.iter().enumerate() {
-                for b in &run[..i] {
-                    if same(a.1, b.1)? {
+            for (i, (_, a)) in run.iter().enumerate() {
+                for (_, b) in &run[..i] {
+                    if let (Some(a), Some(b)) = (keys.get(*a), keys.get(*b))
+                        && self.same_key(a, b)?
+                    {
                         return Ok(true);
                     }
                 }
             }
         }
         Ok(false)
+    }
+
+    /// Whether two key tokens name the same key.
+    fn same_key(&self, a: &Span, b: &Span) -> Result<bool, Stop> {
+        if !a.escaped && !b.escaped {
+            return Ok(a.raw(self.b) == b.raw(self.b));
+        }
+        Ok(a.decode(self.text)? == b.decode(self.text)?)
     }
 }
 

@@ -36,22 +36,28 @@ pub(super) struct Span {
 
 impl Span {
     /// The string's value: borrowed from `text` unless it has escapes.
+    #[inline]
     pub(super) fn decode<'t>(&self, text: &'t str) -> Result<Cow<'t, str>, Invalid> {
-        let quoted = text.get(self.start..self.end).ok_or(Invalid)?;
-        if !self.escaped {
-            return quoted
-                .get(1..quoted.len() - 1)
-                .map(Cow::Borrowed)
-                .ok_or(Invalid);
+        if self.escaped {
+            return self.unescape(text).map(Cow::Owned);
         }
-        serde_json::from_str::<String>(quoted)
-            .map(Cow::Owned)
-            .map_err(|_| Invalid)
+        text.get(self.start + 1..self.end - 1)
+            .map(Cow::Borrowed)
+            .ok_or(Invalid)
+    }
+
+    /// The value of a string with escapes, decoded by serde_json (which refuses invalid
+    /// escapes and lone surrogates).
+    #[cold]
+    fn unescape(&self, text: &str) -> Result<String, Invalid> {
+        let quoted = text.get(self.start..self.end).ok_or(Invalid)?;
+        serde_json::from_str::<String>(quoted).map_err(|_| Invalid)
     }
 
     /// The token as it appears in the input, quotes included.
-    pub(super) fn raw<'t>(&self, text: &'t str) -> &'t str {
-        text.get(self.start..self.end).unwrap_or("\"\"")
+    #[inline]
+    pub(super) fn raw<'t>(&self, text: &'t [u8]) -> &'t [u8] {
+        text.get(self.start..self.end).unwrap_or(b"\"\"")
     }
 }
 
@@ -73,7 +79,19 @@ fn special_in(chunk: [u8; 8]) -> Option<usize> {
 }
 
 /// Reads the string token whose opening quote is at `start`.
+#[inline]
 pub(super) fn string(b: &[u8], start: usize) -> Result<Span, Invalid> {
+    let (end, escaped) = string_end(b, start)?;
+    Ok(Span {
+        start,
+        end,
+        escaped,
+    })
+}
+
+/// The end (past the closing quote) of the string token at `start`, and whether it has
+/// escapes (returned in registers: this is the innermost loop of the walk).
+fn string_end(b: &[u8], start: usize) -> Result<(usize, bool), Invalid> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
@@ -91,13 +109,7 @@ pub(super) fn string(b: &[u8], start: usize) -> Result<Span, Invalid> {
         }
         match b.get(i) {
             None => return Err(Invalid),
-            Some(b'"') => {
-                return Ok(Span {
-                    start,
-                    end: i + 1,
-                    escaped,
-                });
-            }
+            Some(b'"') => return Ok((i + 1, escaped)),
             Some(b'\\') => {
                 // Which escapes are valid is decided by the decoder; the byte after the
                 // backslash only must not end the string here.
