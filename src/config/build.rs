@@ -34,6 +34,7 @@ impl Builder<'_> {
         self.diags.append(&mut pdiags);
         let listen = self.addr(&raw.listen.address);
         let admin = raw.admin.as_ref().map(|a| self.addr(&a.address));
+        let admin_token = raw.admin.as_ref().and_then(|a| self.admin_token(a));
         let tls = raw.listen.tls.as_ref().map(|t| TlsFiles {
             cert: self.path(&t.cert),
             key: self.path(&t.key),
@@ -53,6 +54,11 @@ impl Builder<'_> {
             workers,
             tls,
             admin: admin.flatten(),
+            admin_token,
+            admin_line: raw
+                .admin
+                .as_ref()
+                .map_or(0, |a| a.address.referenced.line()),
             audit,
             limits,
             hash_key,
@@ -62,6 +68,19 @@ impl Builder<'_> {
             watched,
             reload_settle,
         }
+    }
+
+    fn admin_token(&mut self, admin: &file::AdminFile) -> Option<[u8; 32]> {
+        let t = admin.token.as_ref()?;
+        let digest = sha256_digest(&t.value);
+        if digest.is_none() {
+            self.error(
+                t.referenced.line(),
+                "admin.token must be sha256: followed by 64 hex digits".into(),
+                "never put the token itself in the config; `customs keygen` prints a token and its sha256: line",
+            );
+        }
+        digest
     }
 
     fn reload_settle(&mut self, raw: &file::ReloadFile) -> Duration {
@@ -211,4 +230,12 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// The digest of a `sha256:<64 hex>` value (client keys, the admin token).
+pub(super) fn sha256_digest(value: &str) -> Option<[u8; 32]> {
+    value
+        .strip_prefix("sha256:")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
 }

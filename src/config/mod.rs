@@ -62,6 +62,10 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Admin listener address.
     pub admin: Option<SocketAddr>,
+    /// SHA-256 of the admin bearer token (`admin.token`), when set.
+    pub admin_token: Option<[u8; 32]>,
+    /// Line of `admin:` (for warnings).
+    pub admin_line: u64,
     /// Crossing log settings.
     pub audit: AuditSettings,
     /// Bounds.

@@ -66,11 +66,7 @@ impl Builder<'_> {
     /// `sha256:<64 hex>`. Values inside `api_key` lose their own line (the
     /// one-or-many form is buffered by serde), so `client_line` stands in.
     fn key_hash(&mut self, k: &Text, client_line: u64) -> Option<[u8; 32]> {
-        let digest = k
-            .value
-            .strip_prefix("sha256:")
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let digest = sha256_digest(&k.value);
         if digest.is_none() {
             let line = match k.referenced.line() {
                 0 => client_line,
