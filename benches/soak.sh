@@ -237,6 +237,7 @@ while (($(date +%s) - START < DURATION)); do
         next_config=$((next_config + 10))
     fi
     if ((t >= next_secret)); then reload_and_wait secret ok; next_secret=$((next_secret + 15)); fi
+    kill -0 "$CUSTOMS_PID" 2>/dev/null || die "customs exited mid-run: $(tail -n 5 "$WORK/customs.err")"
     kill -0 "$DRIVER_PID" 2>/dev/null || break
     sleep 0.2
 done
