@@ -20,7 +20,7 @@ use crate::policy::detect::{Detector, Redactor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Integration/route/direction entries kept.
@@ -117,23 +117,25 @@ pub struct Fields {
 type Key = (String, String, Direction);
 
 /// The discovery store: one per process, shared by every runtime.
+#[derive(Default)]
 pub struct Discovery {
     entries: Mutex<HashMap<Key, Arc<Mutex<Fields>>>>,
-    detectors: Vec<(usize, Redactor)>,
 }
 
-impl Default for Discovery {
-    fn default() -> Self {
-        // One redactor per detector, to count matches by kind; a detector that
-        // cannot be built is left out (its column stays zero).
-        let detectors = Detector::ALL
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, d)| Redactor::new(&[d], &[]).ok().map(|r| (i, r)))
-            .collect();
-        Discovery {
-            entries: Mutex::default(),
-            detectors,
+/// One redactor per detector, to count matches by kind; a detector that
+/// cannot be built is left out (its column stays zero).
+static KINDS: LazyLock<Vec<(usize, Redactor)>> = LazyLock::new(|| {
+    Detector::ALL
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, d)| Redactor::new(&[d], &[]).ok().map(|r| (i, r)))
+        .collect()
+});
+
+fn detect(s: &str, hits: &mut [u64; Detector::ALL.len()]) {
+    for (i, r) in KINDS.iter() {
+        if r.redact(s).is_some() {
+            hits[*i] += 1;
         }
     }
 }
@@ -142,9 +144,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A body chosen for sampling: feed it every parsed document.
-pub struct Sample<'d> {
-    discovery: &'d Discovery,
+/// A body chosen for sampling: feed it every parsed document, then
+/// [`Sample::finish`] it.
+pub struct Sample {
     entry: Arc<Mutex<Fields>>,
     index: HashMap<String, usize>,
     found: Vec<(String, Field)>,
@@ -161,7 +163,7 @@ impl Discovery {
         direction: Direction,
         every: Duration,
         now: Instant,
-    ) -> Option<Sample<'_>> {
+    ) -> Option<Sample> {
         let entry = {
             let mut entries = lock(&self.entries);
             let key = (integration.to_string(), route.to_string(), direction);
@@ -178,7 +180,6 @@ impl Discovery {
             fields.next_sample = Some(now + every);
         }
         Some(Sample {
-            discovery: self,
             entry,
             index: HashMap::new(),
             found: Vec::new(),
@@ -216,17 +217,9 @@ impl Discovery {
         });
         out
     }
-
-    fn detect(&self, s: &str, hits: &mut [u64; Detector::ALL.len()]) {
-        for (i, r) in &self.detectors {
-            if r.redact(s).is_some() {
-                hits[*i] += 1;
-            }
-        }
-    }
 }
 
-impl Sample<'_> {
+impl Sample {
     /// Reads one document as received.
     pub fn document(&mut self, doc: &Value) {
         let mut path = String::from("$");
@@ -279,7 +272,7 @@ impl Sample<'_> {
         field.types |= type_bit(v);
         if let Value::String(s) = v {
             field.strings += 1;
-            self.discovery.detect(s, &mut field.hits);
+            detect(s, &mut field.hits);
         }
     }
 
