@@ -278,26 +278,46 @@ impl Signals {
         fired
     }
 
-    /// A probe when `side`'s body on this route may be sampled for drift:
-    /// its policy has no allow-list (and it is not `pass`). Whether this
-    /// body takes the sample is decided by its first document.
+    /// A probe when `side`'s body on this route may be sampled: for drift when
+    /// its policy has no allow-list (and it is not `pass`), whether this body
+    /// takes that sample being decided by its first document; for discovery
+    /// when its turn has come (any governed body).
     pub fn shape_probe(&self, config: &Config, m: &Matched<'_>, side: Side) -> Option<ShapeProbe> {
         let policy = match side {
             Side::Request => m.route.request.as_deref(),
             Side::Response => m.route.response.as_deref(),
         }?;
-        if policy.allow.is_some() {
-            return None;
-        }
         let now = Instant::now();
         let s = config.signals;
+        let direction = match side {
+            Side::Request => crate::discovery::Direction::Request,
+            Side::Response => crate::discovery::Direction::Response,
+        };
+        let sample = self.discovery.sample(
+            &m.integration.name,
+            &m.route.id,
+            direction,
+            s.drift_sample,
+            now,
+        );
+        let drift = policy.allow.is_none();
+        if !drift && sample.is_none() {
+            return None;
+        }
         let base = {
             let mut state = self.lock();
             let seen = seen_entry(&mut state, &m.integration.name, &m.route.id, side.index())?;
             seen.shape.clone()
         };
         let warming = now.saturating_duration_since(self.start) < s.warmup;
-        Some(ShapeProbe::new(base, s.drift_sample, warming, now))
+        Some(ShapeProbe::new(
+            base,
+            s.drift_sample,
+            warming,
+            now,
+            drift,
+            sample,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -74,6 +74,9 @@ pub struct Field {
     types: u8,
     /// Values at the path each detector matched, by [`Detector::ALL`] index.
     hits: [u64; Detector::ALL.len()],
+    /// Values that were one match and nothing else (a card number, not a
+    /// sentence holding one), by the same index.
+    whole: [u64; Detector::ALL.len()],
 }
 
 impl Field {
@@ -87,12 +90,13 @@ impl Field {
             .collect()
     }
 
-    /// Detector matches, by detector.
-    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64)> + '_ {
+    /// Detector matches, by detector: values matched, values matched whole.
+    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64, u64)> + '_ {
         Detector::ALL
             .into_iter()
-            .zip(self.hits)
-            .filter(|(_, n)| *n > 0)
+            .zip(self.hits.into_iter().zip(self.whole))
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(d, (n, w))| (d, n, w))
     }
 
     /// Whether values here were objects or arrays only.
@@ -132,10 +136,14 @@ static KINDS: LazyLock<Vec<(usize, Redactor)>> = LazyLock::new(|| {
         .collect()
 });
 
-fn detect(s: &str, hits: &mut [u64; Detector::ALL.len()]) {
+fn detect(s: &str, field: &mut Field) {
     for (i, r) in KINDS.iter() {
-        if r.redact(s).is_some() {
-            hits[*i] += 1;
+        if let Some(found) = r.redact(s) {
+            field.hits[*i] += 1;
+            let text = found.text.trim();
+            if text.starts_with('[') && text.ends_with(']') && found.count == 1 {
+                field.whole[*i] += 1;
+            }
         }
     }
 }
@@ -272,7 +280,7 @@ impl Sample {
         field.types |= type_bit(v);
         if let Value::String(s) = v {
             field.strings += 1;
-            detect(s, &mut field.hits);
+            detect(s, field);
         }
     }
 
@@ -300,6 +308,9 @@ impl Sample {
             field.strings += found.strings;
             field.types |= found.types;
             for (total, n) in field.hits.iter_mut().zip(found.hits) {
+                *total += n;
+            }
+            for (total, n) in field.whole.iter_mut().zip(found.whole) {
                 *total += n;
             }
         }
@@ -336,6 +347,8 @@ pub struct FieldReport {
     pub types: Vec<String>,
     /// Values each detector matched (detector name → count), only non-zero.
     pub detectors: BTreeMap<String, u64>,
+    /// Of those, values that were the match and nothing else.
+    pub whole_values: BTreeMap<String, u64>,
 }
 
 impl FieldReport {
@@ -345,7 +358,15 @@ impl FieldReport {
             bodies: f.bodies,
             strings: f.strings,
             types: f.types().into_iter().map(String::from).collect(),
-            detectors: f.hits().map(|(d, n)| (d.name().to_string(), n)).collect(),
+            detectors: f
+                .hits()
+                .map(|(d, n, _)| (d.name().to_string(), n))
+                .collect(),
+            whole_values: f
+                .hits()
+                .filter(|(_, _, w)| *w > 0)
+                .map(|(d, _, w)| (d.name().to_string(), w))
+                .collect(),
         }
     }
 }
@@ -385,6 +406,7 @@ mod tests {
         let cc = field("$['incidents'][*]['customer']['cc']");
         assert_eq!((cc.bodies, cc.types.join(",")), (2, "string".to_string()));
         assert_eq!(cc.detectors.get("credit_card"), Some(&4));
+        assert_eq!(cc.whole_values.get("credit_card"), Some(&4));
         let id = field("$['incidents'][*]['id']");
         assert_eq!(id.types.join(","), "string,number");
         assert_eq!(
