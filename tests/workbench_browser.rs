@@ -262,7 +262,6 @@ fn the_workbench_page_shows_the_inventory_and_runs_the_playground_in_a_browser()
         ],
         "one row per integration of the config; the one ending in 10 days is highlighted"
     );
-    let inventory_png = b.screenshot("inventory");
 
     // A governed body crosses (the upstream is gone: the request side is what is sampled).
     let body = r#"{"customer": {"card": "5555 5555 5555 4444", "email": "ann.lee@partner.example", "tier": "gold"}}"#;
@@ -299,6 +298,17 @@ fn the_workbench_page_shows_the_inventory_and_runs_the_playground_in_a_browser()
         "{drafted}"
     );
     let discovery_png = b.screenshot("discovery");
+
+    // The refused crossing (its upstream is gone) shows in the inventory's last hour.
+    b.eval("delete document.body.dataset.inventory");
+    click(&mut b, "header nav a[data-view=inventory]");
+    b.wait_for(
+        "document.body.dataset.inventory === 'ready'",
+        "inventory again",
+    );
+    let hour = b.eval("document.querySelector('#inv tr[data-name=demo] td.hour').textContent");
+    assert_eq!(hour, "1 crossings, 1 not forwarded");
+    let inventory_png = b.screenshot("inventory");
 
     click(&mut b, "header nav a[data-view=playground]");
     b.wait_for(
