@@ -35,9 +35,9 @@ pub const MAX_DEPTH: usize = 32;
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// The caller's body.
-    Request,
+    Request = 0,
     /// The upstream's body.
-    Response,
+    Response = 1,
 }
 
 impl Direction {
@@ -118,12 +118,13 @@ pub struct Fields {
     next_sample: Option<Instant>,
 }
 
-type Key = (String, String, Direction);
+type Entry = Arc<Mutex<Fields>>;
 
 /// The discovery store: one per process, shared by every runtime.
 #[derive(Default)]
 pub struct Discovery {
-    entries: Mutex<HashMap<Key, Arc<Mutex<Fields>>>>,
+    /// integration → route → [request, response]; looked up without allocating.
+    entries: Mutex<HashMap<String, HashMap<String, [Entry; 2]>>>,
 }
 
 /// One redactor per detector, to count matches by kind; a detector that
@@ -172,14 +173,7 @@ impl Discovery {
         every: Duration,
         now: Instant,
     ) -> Option<Sample> {
-        let entry = {
-            let mut entries = lock(&self.entries);
-            let key = (integration.to_string(), route.to_string(), direction);
-            if !entries.contains_key(&key) && entries.len() >= MAX_ROUTES {
-                return None;
-            }
-            entries.entry(key).or_default().clone()
-        };
+        let entry = self.entry(integration, route, direction)?;
         {
             let mut fields = lock(&entry);
             if fields.next_sample.is_some_and(|t| now < t) {
@@ -195,15 +189,44 @@ impl Discovery {
         })
     }
 
+    /// The entry of an integration, route and direction; allocates only the
+    /// first time it is seen, `None` once [`MAX_ROUTES`] are known.
+    fn entry(&self, integration: &str, route: &str, direction: Direction) -> Option<Entry> {
+        let mut entries = lock(&self.entries);
+        let side = direction as usize;
+        if let Some(e) = entries.get(integration).and_then(|r| r.get(route)) {
+            return Some(e[side].clone());
+        }
+        let known: usize = entries.values().map(HashMap::len).sum();
+        if known >= MAX_ROUTES {
+            return None;
+        }
+        let routes = entries.entry(integration.to_string()).or_default();
+        Some(routes.entry(route.to_string()).or_default()[side].clone())
+    }
+
     /// Every entry, sorted, as served at `/discovery`.
     pub fn report(&self) -> Vec<RouteReport> {
-        let entries: Vec<(Key, Arc<Mutex<Fields>>)> = lock(&self.entries)
+        let entries: Vec<(String, String, Direction, Entry)> = lock(&self.entries)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(integration, routes)| {
+                routes.iter().flat_map(move |(route, sides)| {
+                    [Direction::Request, Direction::Response]
+                        .into_iter()
+                        .map(move |d| {
+                            (
+                                integration.clone(),
+                                route.clone(),
+                                d,
+                                sides[d as usize].clone(),
+                            )
+                        })
+                })
+            })
             .collect();
         let mut out: Vec<RouteReport> = entries
             .into_iter()
-            .map(|((integration, route, direction), fields)| {
+            .map(|(integration, route, direction, fields)| {
                 let f = lock(&fields);
                 RouteReport {
                     integration,
