@@ -20,7 +20,7 @@ use crate::policy::detect::{Detector, Redactor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Integration/route/direction entries kept.
@@ -35,9 +35,9 @@ pub const MAX_DEPTH: usize = 32;
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// The caller's body.
-    Request,
+    Request = 0,
     /// The upstream's body.
-    Response,
+    Response = 1,
 }
 
 impl Direction {
@@ -74,6 +74,9 @@ pub struct Field {
     types: u8,
     /// Values at the path each detector matched, by [`Detector::ALL`] index.
     hits: [u64; Detector::ALL.len()],
+    /// Values that were one match and nothing else (a card number, not a
+    /// sentence holding one), by the same index.
+    whole: [u64; Detector::ALL.len()],
 }
 
 impl Field {
@@ -87,12 +90,13 @@ impl Field {
             .collect()
     }
 
-    /// Detector matches, by detector.
-    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64)> + '_ {
+    /// Detector matches, by detector: values matched, values matched whole.
+    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64, u64)> + '_ {
         Detector::ALL
             .into_iter()
-            .zip(self.hits)
-            .filter(|(_, n)| *n > 0)
+            .zip(self.hits.into_iter().zip(self.whole))
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(d, (n, w))| (d, n, w))
     }
 
     /// Whether values here were objects or arrays only.
@@ -114,26 +118,33 @@ pub struct Fields {
     next_sample: Option<Instant>,
 }
 
-type Key = (String, String, Direction);
+type Entry = Arc<Mutex<Fields>>;
 
 /// The discovery store: one per process, shared by every runtime.
+#[derive(Default)]
 pub struct Discovery {
-    entries: Mutex<HashMap<Key, Arc<Mutex<Fields>>>>,
-    detectors: Vec<(usize, Redactor)>,
+    /// integration → route → [request, response]; looked up without allocating.
+    entries: Mutex<HashMap<String, HashMap<String, [Entry; 2]>>>,
 }
 
-impl Default for Discovery {
-    fn default() -> Self {
-        // One redactor per detector, to count matches by kind; a detector that
-        // cannot be built is left out (its column stays zero).
-        let detectors = Detector::ALL
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, d)| Redactor::new(&[d], &[]).ok().map(|r| (i, r)))
-            .collect();
-        Discovery {
-            entries: Mutex::default(),
-            detectors,
+/// One redactor per detector, to count matches by kind; a detector that
+/// cannot be built is left out (its column stays zero).
+static KINDS: LazyLock<Vec<(usize, Redactor)>> = LazyLock::new(|| {
+    Detector::ALL
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, d)| Redactor::new(&[d], &[]).ok().map(|r| (i, r)))
+        .collect()
+});
+
+fn detect(s: &str, field: &mut Field) {
+    for (i, r) in KINDS.iter() {
+        if let Some(found) = r.redact(s) {
+            field.hits[*i] += 1;
+            let text = found.text.trim();
+            if text.starts_with('[') && text.ends_with(']') && found.count == 1 {
+                field.whole[*i] += 1;
+            }
         }
     }
 }
@@ -142,9 +153,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A body chosen for sampling: feed it every parsed document.
-pub struct Sample<'d> {
-    discovery: &'d Discovery,
+/// A body chosen for sampling: feed it every parsed document, then
+/// [`Sample::finish`] it.
+pub struct Sample {
     entry: Arc<Mutex<Fields>>,
     index: HashMap<String, usize>,
     found: Vec<(String, Field)>,
@@ -161,15 +172,8 @@ impl Discovery {
         direction: Direction,
         every: Duration,
         now: Instant,
-    ) -> Option<Sample<'_>> {
-        let entry = {
-            let mut entries = lock(&self.entries);
-            let key = (integration.to_string(), route.to_string(), direction);
-            if !entries.contains_key(&key) && entries.len() >= MAX_ROUTES {
-                return None;
-            }
-            entries.entry(key).or_default().clone()
-        };
+    ) -> Option<Sample> {
+        let entry = self.entry(integration, route, direction)?;
         {
             let mut fields = lock(&entry);
             if fields.next_sample.is_some_and(|t| now < t) {
@@ -178,7 +182,6 @@ impl Discovery {
             fields.next_sample = Some(now + every);
         }
         Some(Sample {
-            discovery: self,
             entry,
             index: HashMap::new(),
             found: Vec::new(),
@@ -186,15 +189,44 @@ impl Discovery {
         })
     }
 
+    /// The entry of an integration, route and direction; allocates only the
+    /// first time it is seen, `None` once [`MAX_ROUTES`] are known.
+    fn entry(&self, integration: &str, route: &str, direction: Direction) -> Option<Entry> {
+        let mut entries = lock(&self.entries);
+        let side = direction as usize;
+        if let Some(e) = entries.get(integration).and_then(|r| r.get(route)) {
+            return Some(e[side].clone());
+        }
+        let known: usize = entries.values().map(HashMap::len).sum();
+        if known >= MAX_ROUTES {
+            return None;
+        }
+        let routes = entries.entry(integration.to_string()).or_default();
+        Some(routes.entry(route.to_string()).or_default()[side].clone())
+    }
+
     /// Every entry, sorted, as served at `/discovery`.
     pub fn report(&self) -> Vec<RouteReport> {
-        let entries: Vec<(Key, Arc<Mutex<Fields>>)> = lock(&self.entries)
+        let entries: Vec<(String, String, Direction, Entry)> = lock(&self.entries)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(integration, routes)| {
+                routes.iter().flat_map(move |(route, sides)| {
+                    [Direction::Request, Direction::Response]
+                        .into_iter()
+                        .map(move |d| {
+                            (
+                                integration.clone(),
+                                route.clone(),
+                                d,
+                                sides[d as usize].clone(),
+                            )
+                        })
+                })
+            })
             .collect();
         let mut out: Vec<RouteReport> = entries
             .into_iter()
-            .map(|((integration, route, direction), fields)| {
+            .map(|(integration, route, direction, fields)| {
                 let f = lock(&fields);
                 RouteReport {
                     integration,
@@ -216,17 +248,9 @@ impl Discovery {
         });
         out
     }
-
-    fn detect(&self, s: &str, hits: &mut [u64; Detector::ALL.len()]) {
-        for (i, r) in &self.detectors {
-            if r.redact(s).is_some() {
-                hits[*i] += 1;
-            }
-        }
-    }
 }
 
-impl Sample<'_> {
+impl Sample {
     /// Reads one document as received.
     pub fn document(&mut self, doc: &Value) {
         let mut path = String::from("$");
@@ -279,7 +303,7 @@ impl Sample<'_> {
         field.types |= type_bit(v);
         if let Value::String(s) = v {
             field.strings += 1;
-            self.discovery.detect(s, &mut field.hits);
+            detect(s, field);
         }
     }
 
@@ -307,6 +331,9 @@ impl Sample<'_> {
             field.strings += found.strings;
             field.types |= found.types;
             for (total, n) in field.hits.iter_mut().zip(found.hits) {
+                *total += n;
+            }
+            for (total, n) in field.whole.iter_mut().zip(found.whole) {
                 *total += n;
             }
         }
@@ -343,6 +370,8 @@ pub struct FieldReport {
     pub types: Vec<String>,
     /// Values each detector matched (detector name → count), only non-zero.
     pub detectors: BTreeMap<String, u64>,
+    /// Of those, values that were the match and nothing else.
+    pub whole_values: BTreeMap<String, u64>,
 }
 
 impl FieldReport {
@@ -352,7 +381,15 @@ impl FieldReport {
             bodies: f.bodies,
             strings: f.strings,
             types: f.types().into_iter().map(String::from).collect(),
-            detectors: f.hits().map(|(d, n)| (d.name().to_string(), n)).collect(),
+            detectors: f
+                .hits()
+                .map(|(d, n, _)| (d.name().to_string(), n))
+                .collect(),
+            whole_values: f
+                .hits()
+                .filter(|(_, _, w)| *w > 0)
+                .map(|(d, _, w)| (d.name().to_string(), w))
+                .collect(),
         }
     }
 }
@@ -392,6 +429,7 @@ mod tests {
         let cc = field("$['incidents'][*]['customer']['cc']");
         assert_eq!((cc.bodies, cc.types.join(",")), (2, "string".to_string()));
         assert_eq!(cc.detectors.get("credit_card"), Some(&4));
+        assert_eq!(cc.whole_values.get("credit_card"), Some(&4));
         let id = field("$['incidents'][*]['id']");
         assert_eq!(id.types.join(","), "string,number");
         assert_eq!(
