@@ -6,7 +6,9 @@
 # also nginx writing a JSON access log, customs `pass` with API-key auth and
 # with audit to /dev/null, and customs `pass` while two more connections pull
 # 256 KB exports through the incident policy (isolation of light crossings).
-# Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports.
+# Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports, and a
+# 64 MB one (issue 17: a large `pass` download streamed through; nginx and
+# customs `pass` only, with CPU per byte and each proxy's peak RSS).
 # Beside req/s and latency, each run reports the CPU time of the proxy's own
 # processes per request (utime + stime from /proc over the run, divided by the
 # requests wrk counted): on a shared 2-core box far steadier than req/s.
@@ -16,8 +18,8 @@
 #
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
 #      LOAD_THREADS (2), LOAD_WARMUP (s per target and size, 2; 0 = none),
-#      LOAD_SIZES ("1k 16k 256k"; 16k is required for the access-log, auth and
-#      audit rows),
+#      LOAD_SIZES ("1k 16k 256k 64m"; 16k is required for the access-log, auth
+#      and audit rows),
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
 #      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
 #      floor of customs' stack without policy, audit, auth or metrics),
@@ -29,7 +31,7 @@ ROUNDS=${LOAD_ROUNDS:-3}
 CONNS=${LOAD_CONNECTIONS:-16}
 THREADS=${LOAD_THREADS:-2}
 WARMUP=${LOAD_WARMUP:-2}
-read -ra SIZES <<<"${LOAD_SIZES:-1k 16k 256k}"
+read -ra SIZES <<<"${LOAD_SIZES:-1k 16k 256k 64m}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE="$ROOT/benches/load"
@@ -95,6 +97,9 @@ wait_port() {
 # --- payloads ----------------------------------------------------------------
 mkdir -p "$WORK/data"
 python3 "$HERE/gen_json.py" "$WORK/data" 1k=1024 16k=16384 256k=262144
+if [[ " ${SIZES[*]} " == *" 64m "* ]]; then
+    python3 "$HERE/gen_json.py" "$WORK/data" 64m=67108864
+fi
 chmod 644 "$WORK"/data/*.json
 
 # --- nginx: upstream and reverse proxy ---------------------------------------
@@ -240,7 +245,10 @@ fi
 
 # --- targets -----------------------------------------------------------------
 targets_for() { # size
-    if [[ $1 == 16k ]]; then
+    if [[ $1 == 64m ]]; then
+        # A bare proxy that buffers whole bodies has no place here.
+        echo direct nginx customs-pass
+    elif [[ $1 == 16k ]]; then
         echo direct nginx nginx-log "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off customs-pass-beside-exports
     else
         echo direct nginx "${BARE[@]}" customs-pass customs-incident
@@ -353,6 +361,15 @@ done
 
 # --- abuse: many slow, large uploads to a governed route ----------------------
 hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+# Peak RSS of a process and its children (nginx master and workers), summed.
+hwm_tree_kb() {
+    local total=0 pid kb
+    for pid in "$1" $(pgrep -P "$1"); do
+        kb=$(hwm_kb "$pid" 2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
 UPLOADS=${LOAD_ABUSE_UPLOADS:-150}
 ABUSE=""
 if ((UPLOADS > 0)); then
@@ -404,6 +421,7 @@ fi
     echo "file_sizes=$(for size in "${SIZES[@]}"; do printf '%s %s B, ' "$size" "$(stat -c %s "$WORK/data/$size.json")"; done | sed 's/, $//')"
     echo "rss_kb_main=$(hwm_kb "$MAIN_PID")"
     echo "rss_kb_audit_off=$(hwm_kb "$OFF_PID")"
+    echo "rss_kb_nginx=$(hwm_tree_kb "${PROC[proxy]}")"
     echo "audit_bytes=$(du -cb "$WORK/audit" | tail -n1 | cut -f1)"
     [[ -z $ABUSE ]] || echo "$ABUSE"
 } >"$WORK/meta.txt"
