@@ -23,7 +23,9 @@
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
 #      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
 #      floor of customs' stack without policy, audit, auth or metrics),
-#      LOAD_ABUSE_UPLOADS (150; 0 = no abuse row).
+#      LOAD_ABUSE_UPLOADS (150; 0 = no abuse row),
+#      LOAD_BIG_CONNECTIONS (4: connections for the 64 MB row, each request
+#      taking seconds; wrk's timeout there is 60 s).
 set -euo pipefail
 
 DURATION=${LOAD_DURATION:-10}
@@ -325,10 +327,11 @@ run_wrk() { # target size seconds outfile
         beside=$!
         sleep 0.5
     fi
-    local pid before
+    local pid before conns=$CONNS limit=5s
+    if [[ $2 == 64m ]]; then conns=${LOAD_BIG_CONNECTIONS:-4} limit=60s; fi
     pid=$(proc_for "$1")
     before=$(cpu_ticks "$pid")
-    timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$3s" --timeout 5s --latency \
+    timeout $(($3 + 90)) wrk -t"$THREADS" -c"$conns" -d"$3s" --timeout "$limit" --latency \
         "${hdr[@]}" "$(url_for "$1" "$2")" >"$4" 2>&1 || log "wrk $1 $2 failed (see output)"
     echo "ticks=$(($(cpu_ticks "$pid") - before)) clk_tck=$(getconf CLK_TCK)" >"$4.cpu"
     if [[ -n $beside ]]; then wait "$beside" || log "export load beside $1 failed"; fi
@@ -414,6 +417,7 @@ fi
     echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "threads=$THREADS"
     echo "connections=$CONNS"
+    echo "big_connections=${LOAD_BIG_CONNECTIONS:-4}"
     echo "rounds=$ROUNDS"
     echo "duration=$DURATION"
     echo "sizes=${SIZES[*]}"

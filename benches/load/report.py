@@ -188,7 +188,11 @@ def main():
         per_byte = lambda t: med([r["cpu_us"] for r in runs[("64m", t)].values()]) * 1e3 / body
         big = med(ratio("64m", "customs-pass", "nginx"))
         cpu = med(cpu_ratio("64m", "customs-pass", "nginx"))
-        out.append(f"| #17 customs `pass` vs nginx req/s, 64 MB download | {big:.2f}× | ≥ 1.0× | {verdict(big >= 1.0)} |")
+        conns = meta.get("big_connections", "?")
+        out.append(
+            f"| #17 customs `pass` vs nginx req/s, 64 MB download, {conns} conns | {big:.2f}× | ≥ 1.0× | "
+            f"{verdict(big >= 1.0)} |"
+        )
         out.append(
             f"| #17 CPU per byte, customs `pass` vs nginx, 64 MB ({per_byte('customs-pass'):.2f} vs "
             f"{per_byte('nginx'):.2f} ns/B) | {cpu:.2f}× | ≤ 1.2× | {verdict(cpu <= 1.2)} |"
