@@ -1,12 +1,14 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz` for probes and
-//! scrapers; `/inventory` and the security team's page `/ui` (with its API
-//! under `/ui/api/`) for people, behind `admin.token` when it is set.
+//! scrapers; `/inventory`, `/discovery` and the security team's page `/ui`
+//! (with its API under `/ui/api/`) for people, behind `admin.token` when it
+//! is set.
 //! Separate from the proxy listener so operators can firewall it apart.
 
 mod playground;
 
 use super::listener::{self, ListenerOptions};
 use super::server::Shared;
+use crate::discovery::{self, Direction};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -44,7 +46,7 @@ pub async fn serve(l: TcpListener, shared: Shared, shutdown: watch::Receiver<boo
 async fn answer(shared: &Shared, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let rt = shared.load_full();
     let path = req.uri().path().to_owned();
-    let guarded = path == "/inventory" || path.starts_with("/ui/api/");
+    let guarded = path == "/inventory" || path == "/discovery" || path.starts_with("/ui/api/");
     if guarded && !authorized(rt.config.admin_token.as_ref(), req.headers()) {
         let mut r = text(
             StatusCode::UNAUTHORIZED,
@@ -66,6 +68,7 @@ async fn answer(shared: &Shared, req: Request<hyper::body::Incoming>) -> Respons
                 "cannot read the request body\n".into(),
             ),
         },
+        (&Method::GET, "/ui/api/draft") => draft(&rt, req.uri().query().unwrap_or_default()),
         (&Method::GET, _) => get(&rt, &path),
         _ => text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -94,9 +97,54 @@ fn get(rt: &super::Runtime, path: &str) -> Response<Full<Bytes>> {
             rt.today(),
             &rt.metrics.usage(&rt.config),
         )),
+        "/discovery" => {
+            json(serde_json::to_string(&rt.signals.discovery().report()).unwrap_or_default())
+        }
         "/ui" | "/ui/" => page(),
         "/ui/api/policies" => json(playground::policies(&rt.config)),
+        "/ui/api/activity" => {
+            json(serde_json::to_string(&rt.signals.activity(&rt.config)).unwrap_or_default())
+        }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// `?integration=I&route=R&direction=request|response`: the policy drafted
+/// from discovery (404 with the reason when nothing was seen yet).
+fn draft(rt: &super::Runtime, query: &str) -> Response<Full<Bytes>> {
+    let arg = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    };
+    let (Some(integration), Some(route), Some(direction)) = (
+        arg("integration"),
+        arg("route"),
+        arg("direction").and_then(Direction::parse),
+    ) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "needs ?integration=NAME&route=ID&direction=request|response\n".into(),
+        );
+    };
+    let report = rt.signals.discovery().report();
+    let seen = report
+        .iter()
+        .find(|r| r.integration == integration && r.route == route && r.direction == direction);
+    let today = rt.today().to_string();
+    let drafted = match seen {
+        Some(r) => discovery::draft::draft(r, rt.config.hash_key.is_some(), &today),
+        None => Err(discovery::draft::DraftError::NothingSeen(format!(
+            "{integration} / {route} ({})",
+            direction.name()
+        ))),
+    };
+    match drafted {
+        Ok(policy) => text(StatusCode::OK, "application/yaml", policy),
+        Err(e) => text(StatusCode::NOT_FOUND, "text/plain", format!("{e}\n")),
     }
 }
 
