@@ -106,7 +106,7 @@ fn every_file_gets_the_same_verdict_from_both_engines() {
                         continue;
                     }
                 };
-                streamed += u32::from(matches!(agreed, Agreed::Accepted { stream: true, .. }));
+                streamed += u32::from(matches!(agreed, Agreed::Accepted { left: None, .. }));
                 if format == Format::Json
                     && let Some(why) = verdict_error(name, &agreed)
                 {

@@ -162,6 +162,8 @@ fn number() -> impl Strategy<Value = String> {
         9 => any::<i64>().prop_map(|n| n.to_string()),
         9 => any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| f.to_string()),
         1 => one_of(&OVERFLOWING).prop_map(str::to_string),
+        // 310 digits and no exponent: overflows too.
+        1 => Just(format!("1{}", "0".repeat(309))),
     ]
 }
 
@@ -365,8 +367,8 @@ fn escape(out: &mut Vec<u8>, c: char, rng: &mut Rng) {
 pub enum Mutation {
     /// Cut the body at this fraction (of 65,536) of its length.
     Truncate(u16),
-    /// Insert a byte at this fraction of its length.
-    Insert(u16, u8),
+    /// Insert bytes at this fraction of its length.
+    Insert(u16, &'static [u8]),
 }
 
 impl Mutation {
@@ -374,24 +376,45 @@ impl Mutation {
         let at = |frac: u16, len: usize| len * usize::from(frac) / 65_536;
         match self {
             Mutation::Truncate(frac) => bytes.truncate(at(frac, bytes.len())),
-            Mutation::Insert(frac, b) => bytes.insert(at(frac, bytes.len()), b),
+            Mutation::Insert(frac, text) => {
+                let at = at(frac, bytes.len());
+                bytes.splice(at..at, text.iter().copied());
+            }
         }
     }
 }
 
-/// Bytes that break JSON in interesting places (or, inside strings, do not).
-const INSERTED: [u8; 12] = [
-    b'"', b',', b'}', b']', b'\\', b':', b'0', b' ', 0x00, 0x1f, 0xc3, 0xff,
+/// Bytes that break JSON in interesting places (or, inside strings, do not): grammar,
+/// control characters, invalid UTF-8 (a lone lead byte, an encoded surrogate, an overlong
+/// slash), lone surrogate escapes, a byte order mark, a repeated member.
+const INSERTED: [&[u8]; 20] = [
+    b"\"",
+    b",",
+    b"}",
+    b"]",
+    b"\\",
+    b":",
+    b"0",
+    b" ",
+    b"\x00",
+    b"\x1f",
+    b"\xc3",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"\xc0\xaf",
+    b"\\ud800",
+    b"\\uDC00",
+    b"\\u0000",
+    b"\xef\xbb\xbf",
+    b"\"\":1,\"\":2,",
+    b"1e400",
 ];
 
 pub fn mutation() -> impl Strategy<Value = Option<Mutation>> {
     prop_oneof![
         12 => Just(None),
         1 => any::<u16>().prop_map(|f| Some(Mutation::Truncate(f))),
-        1 => (any::<u16>(), one_of_bytes()).prop_map(|(f, b)| Some(Mutation::Insert(f, b))),
+        2 => (any::<u16>(), prop::sample::select(&INSERTED[..]))
+            .prop_map(|(f, b)| Some(Mutation::Insert(f, b))),
     ]
-}
-
-fn one_of_bytes() -> impl Strategy<Value = u8> {
-    prop::sample::select(&INSERTED[..])
 }

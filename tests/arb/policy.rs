@@ -57,6 +57,8 @@ pub struct GenPolicy {
     pub negative: bool,
     /// Some rule hashes (needs the key).
     pub hashes: bool,
+    /// `mode: monitor`.
+    pub monitor: bool,
 }
 
 /// One path segment and what it uses.
@@ -228,7 +230,7 @@ pub fn policy() -> impl Strategy<Value = GenPolicy> {
     (
         prop::collection::vec(rule(), 0..5),
         allow(),
-        prop::sample::select(&["enforce", "monitor"][..]),
+        prop::sample::select(&["enforce", "enforce", "enforce", "monitor"][..]),
         any::<bool>(),
         prop::option::weighted(0.15, Just("refuse")),
     )
@@ -260,6 +262,7 @@ pub fn policy() -> impl Strategy<Value = GenPolicy> {
                 filters,
                 negative,
                 hashes: rules.iter().any(|r| r.hashes),
+                monitor: mode == "monitor",
             }
         })
 }
