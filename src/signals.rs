@@ -93,6 +93,8 @@ pub struct Signals {
     start: Instant,
     started_at: jiff::Timestamp,
     state: Mutex<State>,
+    /// What crosses, field by field (the workbench).
+    discovery: crate::discovery::Discovery,
 }
 
 #[derive(Default)]
@@ -166,7 +168,13 @@ impl Signals {
             start: Instant::now(),
             started_at: jiff::Timestamp::now(),
             state: Mutex::new(State::default()),
+            discovery: crate::discovery::Discovery::default(),
         }
+    }
+
+    /// The discovery store, kept across reloads like the rest of this state.
+    pub fn discovery(&self) -> &crate::discovery::Discovery {
+        &self.discovery
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -170,9 +170,7 @@ impl Runtime {
 
     /// Today's date in UTC: end dates are whole UTC days.
     pub fn today(&self) -> jiff::civil::Date {
-        jiff::Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .date()
+        crate::config::warnings::today_utc()
     }
 
     /// The metric series of the integration at `index` in the config.
