@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const DEFAULT_CASES: u32 = 384;
+const DEFAULT_CASES: u32 = 256;
 
 /// One generated crossing.
 #[derive(Debug, Clone)]

@@ -7,19 +7,12 @@
 
 use customs::json::Bounds;
 use customs::policy::document::Format;
-use customs::policy::{Apply, transform::HashKey};
 use customs_fuzz::diff;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let policies = customs_fuzz::engine_policies();
-    let policy = &policies[data.len() % policies.len()];
-    let key = HashKey::new(b"fuzz");
-    let how = Apply {
-        hash_key: Some(&key),
-        report: data.len() % 3 == 0,
-    };
-    // One length in seven also runs under a tight budget, where refusals must agree too.
+    let (policy, how) = customs_fuzz::engine_case(data, data.len() % 3 == 0);
+    // Lengths divisible by seven run under a tight budget, where refusals must agree too.
     let bounds = if data.len() % 7 == 0 {
         Bounds {
             depth: 4,

@@ -8,17 +8,10 @@
 use customs::json;
 use customs::policy::document::Format;
 use customs::policy::stream;
-use customs::policy::{Apply, transform::HashKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let policies = customs_fuzz::engine_policies();
-    let policy = &policies[data.len() % policies.len()];
-    let key = HashKey::new(b"fuzz");
-    let how = Apply {
-        hash_key: Some(&key),
-        report: false,
-    };
+    let (policy, how) = customs_fuzz::engine_case(data, false);
     let bounds = customs_fuzz::BOUNDS;
     for format in [Format::Json, Format::Ndjson] {
         let Ok(applied) = stream::run(policy, data, format, bounds, &how) else {

@@ -1,7 +1,7 @@
 //! Shared by the fuzz targets: the policies they run, the engine comparison and a scratch
 //! directory.
 
-use customs::policy::{self, Policy};
+use customs::policy::{self, Apply, Policy, transform::HashKey};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -49,6 +49,18 @@ const BACKSTOP: &str = "policy: backstop\nbody:\n  rules:\n    - { id: pii, reda
 pub fn policies() -> &'static [Policy] {
     static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
     POLICIES.get_or_init(|| compile_all(&REPOSITORY))
+}
+
+/// The policy the engine targets run on `data` (its length picks one of [`engine_policies`],
+/// so seeds stay plain files), and how: with a hash key, and `report` as asked.
+pub fn engine_case(data: &[u8], report: bool) -> (&'static Policy, Apply<'static>) {
+    static KEY: OnceLock<HashKey> = OnceLock::new();
+    let policies = engine_policies();
+    let how = Apply {
+        hash_key: Some(KEY.get_or_init(|| HashKey::new(b"fuzz"))),
+        report,
+    };
+    (&policies[data.len() % policies.len()], how)
 }
 
 /// [`policies`] plus the simplest ones, for the engine targets.
