@@ -160,7 +160,7 @@ pub fn to_ndjson(docs: &[Value]) -> Vec<u8> {
 }
 
 /// JSON's insignificant whitespace (RFC 8259 §2); nothing else, not even a BOM.
-fn is_json_ws(b: u8) -> bool {
+pub(crate) fn is_json_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
@@ -268,7 +268,7 @@ impl<'c> ValueSeed<'c> {
 
 /// True when a JSON number's text is beyond ±f64::MAX. Only numbers with an
 /// exponent or more than 308 digits can be, so most skip the float parse.
-fn overflows_f64(text: &str) -> bool {
+pub(crate) fn overflows_f64(text: &str) -> bool {
     let may_overflow = text.len() > 308 || text.bytes().any(|b| b == b'e' || b == b'E');
     may_overflow && text.parse::<f64>().is_ok_and(f64::is_infinite)
 }

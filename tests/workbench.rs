@@ -219,3 +219,150 @@ fn the_playground_shows_each_change_with_its_rule_and_never_uses_the_production_
         assert!(!log.contains(planted), "{planted} leaked into the logs");
     }
 }
+
+/// The bar of the workbench: a week in monitor mode, compressed. Traffic with
+/// PII at known paths crosses a monitor-mode policy; discovery names the
+/// paths; `customs draft` writes a policy that passes `check` and, switched
+/// to enforce, lets none of the planted values cross on the same traffic.
+#[test]
+fn a_policy_drafted_from_discovery_masks_every_planted_value_once_enforced() {
+    let planted = [
+        ("5555 5555 5555 4444", "4012888888881881"),
+        ("ann.lee@partner.example", "joe@partner.example"),
+        ("536-90-4399", "219-09-9999"),
+    ];
+    let body = move |i: usize| {
+        let pick = |(even, odd): (&'static str, &'static str)| {
+            if i.is_multiple_of(2) { even } else { odd }
+        };
+        let (card, mail, ssn) = (pick(planted[0]), pick(planted[1]), pick(planted[2]));
+        json!({"incidents": [{"id": i, "title": "printer on fire", "customer": {"cc": card, "email": mail, "ssn": ssn}, "notes": format!("call {mail} back")}]})
+            .to_string()
+    };
+    let up = Upstream::start(UpstreamOpts::new().handler(move |req: &Recorded| {
+        let i: usize = req
+            .uri
+            .split_once('?')
+            .and_then(|(_, q)| q.parse().ok())
+            .unwrap_or(0);
+        hyper::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body(i))))
+            .expect("incident response")
+    }));
+    let token = fresh_token();
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let config = demo_config(&[
+        "- { id: incidents, methods: [GET], path: /incidents, request: pass, response: watch }",
+    ])
+    .replace(
+        "admin: { address: 127.0.0.1:0 }",
+        &format!(
+            "admin: {{ address: 127.0.0.1:0, token: \"sha256:{digest}\" }}\nsignals: {{ drift_sample: 0s }}\nsecrets: {{ hash_key: \"${{env:HASH_KEY}}\" }}"
+        ),
+    );
+    let watch =
+        "policy: watch\nmode: monitor\nbody:\n  rules:\n    - { id: backstop, redact: [] }\n";
+    let hash_key = fresh_token();
+    let mut proxy = Proxy::builder()
+        .upstream(&up.url())
+        .env("HASH_KEY", &hash_key)
+        .start(&config, &[("watch.yaml", watch)]);
+    let traffic = |proxy: &Proxy| -> Vec<String> {
+        (0..6)
+            .map(|i| {
+                send(
+                    &proxy.url(),
+                    "GET",
+                    &format!("/demo/incidents?{i}"),
+                    &[],
+                    b"",
+                )
+                .text()
+            })
+            .collect()
+    };
+    let before = traffic(&proxy);
+    assert!(
+        before[0].contains(planted[0].0),
+        "monitor mode forwards unchanged"
+    );
+    let discovered = proxy.eventually("six sampled bodies", |p| {
+        let r = admin(p, "GET", "/discovery", Some(&token), b"").json();
+        (r[0]["bodies"] == 6).then_some(r)
+    });
+    let text = discovered.to_string();
+    for (a, b) in planted {
+        assert!(
+            !text.contains(a) && !text.contains(b),
+            "discovery keeps no value: {text}"
+        );
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args([
+            "draft",
+            "--integration",
+            "demo",
+            "--route",
+            "incidents",
+            "--direction",
+            "response",
+        ])
+        .args(["--admin", &proxy.admin_addr().to_string()])
+        .env("CUSTOMS_ADMIN_TOKEN", &token)
+        .output()
+        .expect("customs draft");
+    let drafted = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(drafted.contains("mode: monitor"), "{drafted}");
+    for (a, b) in planted {
+        assert!(
+            !drafted.contains(a) && !drafted.contains(b),
+            "the draft holds no captured value"
+        );
+    }
+    let enforced = drafted
+        .replace("mode: monitor", "mode: enforce")
+        .replace("policy: demo-incidents-response", "policy: watch");
+    proxy.write("policies/watch.yaml", &enforced);
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_customs"))
+        .args(["check", "--config"])
+        .arg(proxy.config_path())
+        .env("HASH_KEY", &hash_key)
+        .output()
+        .expect("customs check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    proxy.signal("HUP");
+    assert!(proxy.wait_logs(std::time::Duration::from_secs(30), |l| {
+        l.contains("Configuration reloaded")
+    }));
+
+    for answer in traffic(&proxy) {
+        for (a, b) in planted {
+            assert!(
+                !answer.contains(a) && !answer.contains(b),
+                "{a} crossed: {answer}"
+            );
+        }
+        let v: Value = serde_json::from_str(&answer).expect("JSON answer");
+        assert_eq!(
+            v["incidents"][0]["title"], "printer on fire",
+            "what is not data still crosses"
+        );
+        assert!(
+            v["incidents"][0]["customer"]["cc"]
+                .as_str()
+                .is_some_and(|c| c.ends_with("4444") || c.ends_with("1881"))
+        );
+    }
+}

@@ -262,6 +262,52 @@ fn the_workbench_page_shows_the_inventory_and_runs_the_playground_in_a_browser()
         ],
         "one row per integration of the config; the one ending in 10 days is highlighted"
     );
+
+    // A governed body crosses (the upstream is gone: the request side is what is sampled).
+    let body = r#"{"customer": {"card": "5555 5555 5555 4444", "email": "ann.lee@partner.example", "tier": "gold"}}"#;
+    send(
+        &proxy.url(),
+        "POST",
+        "/demo/x",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    b.eval("delete document.body.dataset.discovery");
+    click(&mut b, "header nav a[data-view=discovery]");
+    b.wait_for("document.body.dataset.discovery === 'ready' && document.querySelectorAll('#routes tr').length > 1", "discovery");
+    let fields = b.eval("[...document.querySelectorAll('#routes tbody tr')].map(tr => [tr.cells[0].textContent, tr.cells[3].textContent])");
+    let fields: Vec<(String, String)> = serde_json::from_value(fields).expect("fields");
+    assert!(
+        fields.contains(&("$['customer']['card']".into(), "credit_card 1 of 1".into())),
+        "{fields:?}"
+    );
+    let shown = b.eval("document.querySelector('#discovery').textContent");
+    for planted in ["5555", "ann.lee"] {
+        assert!(
+            !shown.to_string().contains(planted),
+            "discovery shows no value: {shown}"
+        );
+    }
+    click(&mut b, "#routes button.draft");
+    b.wait_for("document.body.dataset.draft === 'ready'", "drafted policy");
+    let drafted = b.eval("document.querySelector('#draft').textContent");
+    let drafted = drafted.as_str().expect("draft text");
+    assert!(drafted.contains("policy: demo-r-request"), "{drafted}");
+    assert!(
+        drafted.contains("mask: [\"$.customer.card\"], keep_last: 4"),
+        "{drafted}"
+    );
+    let discovery_png = b.screenshot("discovery");
+
+    // The refused crossing (its upstream is gone) shows in the inventory's last hour.
+    b.eval("delete document.body.dataset.inventory");
+    click(&mut b, "header nav a[data-view=inventory]");
+    b.wait_for(
+        "document.body.dataset.inventory === 'ready'",
+        "inventory again",
+    );
+    let hour = b.eval("document.querySelector('#inv tr[data-name=demo] td.hour').textContent");
+    assert_eq!(hour, "1 crossings, 1 not forwarded");
     let inventory_png = b.screenshot("inventory");
 
     click(&mut b, "header nav a[data-view=playground]");
@@ -312,11 +358,12 @@ fn the_workbench_page_shows_the_inventory_and_runs_the_playground_in_a_browser()
          return [n.loadEventEnd - n.startTime, r ? r.startTime : -1, n.transferSize]; })()",
     );
     eprintln!(
-        "page load {} ms, data shown at {} ms, {} bytes; screenshots {} {}",
+        "page load {} ms, data shown at {} ms, {} bytes; screenshots {} {} {}",
         timing[0],
         timing[1],
         timing[2],
         inventory_png.display(),
+        discovery_png.display(),
         playground_png.display()
     );
 }

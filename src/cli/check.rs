@@ -43,6 +43,14 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     for d in &diags {
         println!("{d}");
     }
+    // What each policy costs: the tree engine parses and rewrites the whole body.
+    let mut names: Vec<&String> = set.by_name.keys().collect();
+    names.sort();
+    for name in names {
+        if let Some(p) = set.get(name) {
+            println!("policy '{name}' runs on {}", p.engine.describe());
+        }
+    }
     let errors = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)

@@ -28,8 +28,9 @@ pub enum DraftError {
     Invalid(String),
 }
 
-/// Share of a path's string values a detector must match for the path to be
-/// treated as holding that kind of value (else it is free text, redacted).
+/// Share of a path's string values that must be one detector's match and
+/// nothing else for the path to be treated as holding that kind of value
+/// (else it is free text, and only the matches are redacted).
 const WHOLE_SHARE: f64 = 0.9;
 
 /// Detectors in the order a path's kind is chosen.
@@ -182,10 +183,22 @@ fn allow_list(text: &mut String, leaves: &[(Vec<Seg>, &FieldReport)]) {
 }
 
 fn treatment(f: &FieldReport, hash_key: bool) -> Option<Treatment> {
-    let hits = |d: Detector| f.detectors.get(d.name()).copied().unwrap_or(0);
-    let found: Vec<Detector> = PRIORITY.into_iter().filter(|d| hits(*d) > 0).collect();
-    let kind = *found.first()?;
-    let whole = f.strings > 0 && hits(kind) as f64 >= WHOLE_SHARE * f.strings as f64;
+    let count = |d: Detector, of: &std::collections::BTreeMap<String, u64>| {
+        of.get(d.name()).copied().unwrap_or(0)
+    };
+    let found: Vec<Detector> = PRIORITY
+        .into_iter()
+        .filter(|d| count(*d, &f.detectors) > 0)
+        .collect();
+    // The kind of value a path holds: the detector that matched most values whole.
+    let kind = PRIORITY
+        .into_iter()
+        .rev() // max_by_key keeps the last of equals: the first in PRIORITY
+        .max_by_key(|d| count(*d, &f.whole_values))
+        .filter(|d| count(*d, &f.whole_values) > 0)
+        .or(found.first().copied())?;
+    let share = count(kind, &f.whole_values) as f64 / f.strings.max(1) as f64;
+    let whole = share >= WHOLE_SHARE;
     Some(match kind {
         _ if !whole => Treatment::Redact(found),
         Detector::CreditCard | Detector::Iban => Treatment::KeepLastFour(kind),
@@ -211,13 +224,16 @@ fn rules(text: &mut String, leaves: &[(Vec<Seg>, &FieldReport)], hash_key: bool)
             let found: Vec<String> = f
                 .detectors
                 .iter()
-                .map(|(d, n)| format!("{d} in {n}"))
+                .map(|(d, n)| {
+                    let whole = f.whole_values.get(d).copied().unwrap_or(0);
+                    format!("{d} matched {n} ({whole} entirely)")
+                })
                 .collect();
             let _ = writeln!(
                 text,
-                "    # {path}: {} of {} string values matched",
-                found.join(", "),
-                f.strings
+                "    # {path}: of {} string values, {}",
+                f.strings,
+                found.join(", ")
             );
         }
         let list: Vec<String> = paths.iter().map(|(p, _)| format!("\"{p}\"")).collect();

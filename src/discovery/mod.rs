@@ -35,9 +35,9 @@ pub const MAX_DEPTH: usize = 32;
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// The caller's body.
-    Request,
+    Request = 0,
     /// The upstream's body.
-    Response,
+    Response = 1,
 }
 
 impl Direction {
@@ -74,6 +74,9 @@ pub struct Field {
     types: u8,
     /// Values at the path each detector matched, by [`Detector::ALL`] index.
     hits: [u64; Detector::ALL.len()],
+    /// Values that were one match and nothing else (a card number, not a
+    /// sentence holding one), by the same index.
+    whole: [u64; Detector::ALL.len()],
 }
 
 impl Field {
@@ -87,12 +90,13 @@ impl Field {
             .collect()
     }
 
-    /// Detector matches, by detector.
-    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64)> + '_ {
+    /// Detector matches, by detector: values matched, values matched whole.
+    pub fn hits(&self) -> impl Iterator<Item = (Detector, u64, u64)> + '_ {
         Detector::ALL
             .into_iter()
-            .zip(self.hits)
-            .filter(|(_, n)| *n > 0)
+            .zip(self.hits.into_iter().zip(self.whole))
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(d, (n, w))| (d, n, w))
     }
 
     /// Whether values here were objects or arrays only.
@@ -114,12 +118,13 @@ pub struct Fields {
     next_sample: Option<Instant>,
 }
 
-type Key = (String, String, Direction);
+type Entry = Arc<Mutex<Fields>>;
 
 /// The discovery store: one per process, shared by every runtime.
 #[derive(Default)]
 pub struct Discovery {
-    entries: Mutex<HashMap<Key, Arc<Mutex<Fields>>>>,
+    /// integration → route → [request, response]; looked up without allocating.
+    entries: Mutex<HashMap<String, HashMap<String, [Entry; 2]>>>,
 }
 
 /// One redactor per detector, to count matches by kind; a detector that
@@ -132,10 +137,14 @@ static KINDS: LazyLock<Vec<(usize, Redactor)>> = LazyLock::new(|| {
         .collect()
 });
 
-fn detect(s: &str, hits: &mut [u64; Detector::ALL.len()]) {
+fn detect(s: &str, field: &mut Field) {
     for (i, r) in KINDS.iter() {
-        if r.redact(s).is_some() {
-            hits[*i] += 1;
+        if let Some(found) = r.redact(s) {
+            field.hits[*i] += 1;
+            let text = found.text.trim();
+            if text.starts_with('[') && text.ends_with(']') && found.count == 1 {
+                field.whole[*i] += 1;
+            }
         }
     }
 }
@@ -164,14 +173,7 @@ impl Discovery {
         every: Duration,
         now: Instant,
     ) -> Option<Sample> {
-        let entry = {
-            let mut entries = lock(&self.entries);
-            let key = (integration.to_string(), route.to_string(), direction);
-            if !entries.contains_key(&key) && entries.len() >= MAX_ROUTES {
-                return None;
-            }
-            entries.entry(key).or_default().clone()
-        };
+        let entry = self.entry(integration, route, direction)?;
         {
             let mut fields = lock(&entry);
             if fields.next_sample.is_some_and(|t| now < t) {
@@ -187,15 +189,44 @@ impl Discovery {
         })
     }
 
+    /// The entry of an integration, route and direction; allocates only the
+    /// first time it is seen, `None` once [`MAX_ROUTES`] are known.
+    fn entry(&self, integration: &str, route: &str, direction: Direction) -> Option<Entry> {
+        let mut entries = lock(&self.entries);
+        let side = direction as usize;
+        if let Some(e) = entries.get(integration).and_then(|r| r.get(route)) {
+            return Some(e[side].clone());
+        }
+        let known: usize = entries.values().map(HashMap::len).sum();
+        if known >= MAX_ROUTES {
+            return None;
+        }
+        let routes = entries.entry(integration.to_string()).or_default();
+        Some(routes.entry(route.to_string()).or_default()[side].clone())
+    }
+
     /// Every entry, sorted, as served at `/discovery`.
     pub fn report(&self) -> Vec<RouteReport> {
-        let entries: Vec<(Key, Arc<Mutex<Fields>>)> = lock(&self.entries)
+        let entries: Vec<(String, String, Direction, Entry)> = lock(&self.entries)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(integration, routes)| {
+                routes.iter().flat_map(move |(route, sides)| {
+                    [Direction::Request, Direction::Response]
+                        .into_iter()
+                        .map(move |d| {
+                            (
+                                integration.clone(),
+                                route.clone(),
+                                d,
+                                sides[d as usize].clone(),
+                            )
+                        })
+                })
+            })
             .collect();
         let mut out: Vec<RouteReport> = entries
             .into_iter()
-            .map(|((integration, route, direction), fields)| {
+            .map(|(integration, route, direction, fields)| {
                 let f = lock(&fields);
                 RouteReport {
                     integration,
@@ -272,7 +303,7 @@ impl Sample {
         field.types |= type_bit(v);
         if let Value::String(s) = v {
             field.strings += 1;
-            detect(s, &mut field.hits);
+            detect(s, field);
         }
     }
 
@@ -300,6 +331,9 @@ impl Sample {
             field.strings += found.strings;
             field.types |= found.types;
             for (total, n) in field.hits.iter_mut().zip(found.hits) {
+                *total += n;
+            }
+            for (total, n) in field.whole.iter_mut().zip(found.whole) {
                 *total += n;
             }
         }
@@ -336,6 +370,8 @@ pub struct FieldReport {
     pub types: Vec<String>,
     /// Values each detector matched (detector name → count), only non-zero.
     pub detectors: BTreeMap<String, u64>,
+    /// Of those, values that were the match and nothing else.
+    pub whole_values: BTreeMap<String, u64>,
 }
 
 impl FieldReport {
@@ -345,7 +381,15 @@ impl FieldReport {
             bodies: f.bodies,
             strings: f.strings,
             types: f.types().into_iter().map(String::from).collect(),
-            detectors: f.hits().map(|(d, n)| (d.name().to_string(), n)).collect(),
+            detectors: f
+                .hits()
+                .map(|(d, n, _)| (d.name().to_string(), n))
+                .collect(),
+            whole_values: f
+                .hits()
+                .filter(|(_, _, w)| *w > 0)
+                .map(|(d, _, w)| (d.name().to_string(), w))
+                .collect(),
         }
     }
 }
@@ -385,6 +429,7 @@ mod tests {
         let cc = field("$['incidents'][*]['customer']['cc']");
         assert_eq!((cc.bodies, cc.types.join(",")), (2, "string".to_string()));
         assert_eq!(cc.detectors.get("credit_card"), Some(&4));
+        assert_eq!(cc.whole_values.get("credit_card"), Some(&4));
         let id = field("$['incidents'][*]['id']");
         assert_eq!(id.types.join(","), "string,number");
         assert_eq!(

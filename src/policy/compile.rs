@@ -90,6 +90,14 @@ impl Cx<'_> {
             }
             None => Vec::new(),
         };
+        let engine = super::stream::assign(
+            raw.mode,
+            &rules,
+            allow
+                .as_ref()
+                .map(|(list, unknown)| (list.selectors(), *unknown)),
+            body.embedded_json == super::EmbeddedJson::Refuse,
+        );
         Policy {
             name: raw.policy.value,
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
@@ -100,6 +108,7 @@ impl Cx<'_> {
             allow,
             embedded_json: body.embedded_json,
             stages: super::stages(&rules),
+            engine,
             rules,
             header_redact: self.header_redact(raw.headers.as_ref()),
             headers: self.header_names(raw.headers),

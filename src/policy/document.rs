@@ -83,7 +83,9 @@ pub fn apply_bytes_with(
     how: &Apply<'_>,
     choice: Choice,
 ) -> Result<Applied, DocumentError> {
+    let streams = matches!(policy.engine, super::stream::Assignment::Stream(_));
     if choice == Choice::Auto
+        && streams
         && let Ok(applied) = super::stream::run(policy, bytes, format, bounds, how)
     {
         return Ok(applied);

@@ -57,6 +57,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// How the rules run after the allow-list: see [`Stage`].
     pub stages: Vec<Stage>,
+    /// The engine that runs the body rules (and, for the tree engine, why).
+    pub engine: stream::Assignment,
     /// Header rules.
     pub headers: NameFilter,
     /// Header values redacted by detectors.
@@ -151,6 +153,25 @@ pub enum Action {
 }
 
 impl Action {
+    /// Applies a value-level action to one node (both engines run this); false when nothing
+    /// changed. `drop` and `refuse` are not value-level: they change nothing here.
+    pub(crate) fn apply_to(&self, node: &mut Value, hash_key: Option<&HashKey>) -> bool {
+        match self {
+            Action::Mask(mask) => *node = Value::String(mask.apply(&text_of(node))),
+            Action::Replace(with) => *node = with.clone(),
+            Action::Hash => {
+                // Checked in `apply`; a missing key never reaches here.
+                let Some(key) = hash_key else {
+                    return false;
+                };
+                *node = Value::String(key.hash(text_of(node).as_bytes()));
+            }
+            Action::Redact { redactor, deep } => return redact::redact(redactor, node, *deep),
+            Action::Drop | Action::Refuse => return false,
+        }
+        true
+    }
+
     /// The name used in reports and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -232,6 +253,28 @@ pub struct Outcome {
 /// Cap on distinct unknown paths kept per crossing, so a hostile payload
 /// cannot grow audit records without bound.
 pub const MAX_UNKNOWN_PATHS: usize = 32;
+
+/// The unknown nodes of one document, counted and listed as [`Outcome`] reports them (both
+/// engines keep this list).
+#[derive(Debug, Default)]
+pub(crate) struct Unknowns {
+    /// Hashes of the wildcarded paths listed so far.
+    seen: Vec<u64>,
+}
+
+impl Unknowns {
+    /// Counts a node outside the allow-list, and lists its wildcarded path if it is new.
+    pub(crate) fn note(&mut self, out: &mut Outcome, loc: &Location<'_>) {
+        out.unknown_count += 1;
+        // Most unknown nodes repeat a path already reported (one per
+        // array element): compare hashes before formatting anything.
+        let hash = loc.wildcard_hash();
+        if self.seen.len() < MAX_UNKNOWN_PATHS && !self.seen.contains(&hash) {
+            self.seen.push(hash);
+            out.unknown_fields.push(loc.wildcarded());
+        }
+    }
+}
 
 /// Errors that stop a policy from running at all.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -405,17 +448,9 @@ impl Run<'_> {
     fn allow_list(&mut self, allow: &AllowList, unknown: UnknownFields, doc: &mut Value) {
         let remove = unknown == UnknownFields::Drop;
         let action = if remove { "drop" } else { "unknown" };
-        let mut seen: Vec<u64> = Vec::new();
+        let mut seen = Unknowns::default();
         allow.prune(doc, remove, &mut |loc| {
-            self.out.unknown_count += 1;
-            // Most unknown nodes repeat a path already reported (one per
-            // array element): compare hashes before formatting anything.
-            let hash = loc.wildcard_hash();
-            let new_path = !seen.contains(&hash);
-            if new_path && seen.len() < MAX_UNKNOWN_PATHS {
-                seen.push(hash);
-                self.out.unknown_fields.push(loc.wildcarded());
-            }
+            seen.note(&mut self.out, loc);
             if unknown == UnknownFields::Refuse && self.out.refused.is_none() {
                 self.out.refused = Some(Refusal {
                     rule: ALLOW_RULE.to_string(),
@@ -453,20 +488,7 @@ impl Run<'_> {
 
     /// Applies a value-level action; false when nothing changed.
     fn transform(&self, action: &Action, node: &mut Value) -> bool {
-        match action {
-            Action::Mask(mask) => *node = Value::String(mask.apply(&text_of(node))),
-            Action::Replace(with) => *node = with.clone(),
-            Action::Hash => {
-                // Checked in `apply`; a missing key never reaches here.
-                let Some(key) = self.how.hash_key else {
-                    return false;
-                };
-                *node = Value::String(key.hash(text_of(node).as_bytes()));
-            }
-            Action::Redact { redactor, deep } => return redact::redact(redactor, node, *deep),
-            Action::Drop | Action::Refuse => return false,
-        }
-        true
+        action.apply_to(node, self.how.hash_key)
     }
 
     fn note(&mut self, rule: &str, loc: &Location<'_>, action: &'static str) {

@@ -61,11 +61,13 @@ mod explain;
 mod fold;
 mod group;
 mod keys;
+mod stepper;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use fold::fold_name;
 pub use group::RuleGroup;
+pub use stepper::{Accepted, States, Stepper, WORDS};
 
 /// A policy path that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

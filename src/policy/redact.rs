@@ -24,9 +24,9 @@ const MAX_INTEGER_DIGITS: usize = 64;
 /// anything changed.
 pub(super) fn redact(redactor: &Redactor, node: &mut Value, deep: bool) -> bool {
     match node {
-        Value::String(s) => match redactor.redact(s) {
-            Some(r) => {
-                *s = r.text;
+        Value::String(s) => match redact_str(redactor, s) {
+            Some(text) => {
+                *s = text;
                 true
             }
             None => false,
@@ -53,9 +53,14 @@ pub(super) fn redact(redactor: &Redactor, node: &mut Value, deep: bool) -> bool 
     }
 }
 
+/// The redacted text of a string, `None` when nothing is detected in it.
+pub(crate) fn redact_str(redactor: &Redactor, s: &str) -> Option<String> {
+    redactor.redact(s).map(|r| r.text)
+}
+
 /// The redacted text of a number: of its canonical integer form when it has one that differs
 /// from its text, else of its text.
-fn redact_number(redactor: &Redactor, text: &str) -> Option<String> {
+pub(crate) fn redact_number(redactor: &Redactor, text: &str) -> Option<String> {
     // Plain integers (nearly all numbers) are their own canonical form: no allocation.
     let plain = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
     if !plain

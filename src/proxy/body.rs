@@ -6,7 +6,7 @@ use super::budget::{Budget, Charge};
 use super::decode::{self, DecodeError};
 use crate::config::Limits;
 use crate::json::Bounds;
-use crate::policy::document::{DocumentError, Format, apply_bytes_seen};
+use crate::policy::document::{DocumentError, Format, apply_bytes, apply_bytes_seen};
 use crate::policy::names::{essence, is_ndjson};
 use crate::policy::transform::HashKey;
 use crate::policy::{Apply, OtherContent, Outcome, Policy};
@@ -104,15 +104,17 @@ pub struct Governed {
 
 /// Applies `policy` to a body with these headers. On success with an
 /// outcome, the body was re-serialised: the caller must drop encoding and
-/// digest headers (see `headers::strip_body_digests`). `seen` is shown each
-/// parsed document before the policy runs (drift sampling).
+/// digest headers (see `headers::strip_body_digests`). `seen`, when a drift
+/// probe samples this body, is shown each parsed document before the policy
+/// runs; it needs the tree engine's `Value`, so only bodies nobody samples may
+/// take the stream engine.
 pub fn govern(
     policy: &Policy,
     headers: &HeaderMap,
     raw: Bytes,
     limits: &Limits,
     hash_key: Option<&HashKey>,
-    seen: &mut dyn FnMut(&serde_json::Value),
+    seen: Option<&mut dyn FnMut(&serde_json::Value)>,
 ) -> Result<Governed, BodyError> {
     // An empty body carries no data to govern (204s, GETs, HEAD answers).
     if raw.is_empty() {
@@ -169,11 +171,14 @@ pub fn govern(
         depth: limits.max_json_depth,
         elements: limits.max_json_elements,
     };
-    let applied =
-        apply_bytes_seen(policy, &decoded, format, bounds, &how, seen).map_err(|e| match e {
-            DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
-            other => BodyError::Malformed(other.to_string()),
-        })?;
+    let applied = match seen {
+        Some(seen) => apply_bytes_seen(policy, &decoded, format, bounds, &how, seen),
+        None => apply_bytes(policy, &decoded, format, bounds, &how),
+    }
+    .map_err(|e| match e {
+        DocumentError::Apply(e) => BodyError::Internal(e.to_string()),
+        other => BodyError::Malformed(other.to_string()),
+    })?;
     if let Some(r) = applied
         .outcome
         .refused

@@ -329,13 +329,19 @@ fn apply(
     mut probe: Option<ShapeProbe>,
 ) -> (Result<Governed, BodyError>, Option<ShapeProbe>) {
     let governed = catch_unwind(AssertUnwindSafe(|| {
+        // Only a body the probe may sample is shown to it (and so parsed into a tree).
+        let mut show = probe
+            .as_mut()
+            .filter(|p| p.due())
+            .map(|p| |doc: &serde_json::Value| p.document(doc));
         body::govern(
             policy,
             headers,
             raw,
             &config.limits,
             config.hash_key.as_ref(),
-            &mut |doc| probe.iter_mut().for_each(|p| p.document(doc)),
+            show.as_mut()
+                .map(|f| f as &mut dyn FnMut(&serde_json::Value)),
         )
     }));
     match governed {

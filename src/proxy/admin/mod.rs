@@ -102,6 +102,9 @@ fn get(rt: &super::Runtime, path: &str) -> Response<Full<Bytes>> {
         }
         "/ui" | "/ui/" => page(),
         "/ui/api/policies" => json(playground::policies(&rt.config)),
+        "/ui/api/activity" => {
+            json(serde_json::to_string(&rt.signals.activity(&rt.config)).unwrap_or_default())
+        }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }
