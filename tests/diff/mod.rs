@@ -12,15 +12,7 @@ use customs::policy::stream::{self, Bail};
 use customs::policy::{Apply, Policy};
 use std::fmt::Write as _;
 
-/// Whether the stream engine is on this branch. While it is not, `stream::run` bails
-/// `Unsupported` on everything and only the agreement of `Auto` with `Tree` can be checked.
-/// Once it is merged, set this to true: the tests then also require the stream engine's own
-/// `Bail::Invalid` on every body the tree engine refuses as invalid (`Unsupported` promises
-/// valid input; JSONTestSuite's `n_` files among them), and that it answers at least
-/// [`MIN_STREAM_SHARE`] of the generated cases it should be able to run.
-pub const STREAM_ENGINE_MERGED: bool = false;
-
-/// The share of eligible generated cases the stream engine must answer itself once merged:
+/// The share of eligible generated cases the stream engine must answer itself:
 /// bodies the tree engine accepts without a refusal, under enforce-mode policies without
 /// filters or negative indices, run without `report`.
 pub const MIN_STREAM_SHARE: f64 = 0.5;
@@ -37,8 +29,8 @@ pub enum Agreed {
         /// A `refuse` rule, `unknown_fields: refuse` or `embedded_json: refuse` fired.
         refused: bool,
     },
-    /// Refused as not strict JSON.
-    Invalid { stream_said_invalid: bool },
+    /// Refused as not strict JSON, by the stream engine's own verdict too.
+    Invalid,
     /// The policy could not run (a `hash` rule without a key).
     NotRun,
 }
@@ -82,13 +74,12 @@ pub fn compare(
         (Ok(t), Err(Bail::Unsupported(why))) => Ok(accepted(t, Some(why))),
         (Err(e), Ok(_)) => fail(&format!("stream::run answered where Tree refused ({e})")),
         (Err(DocumentError::Apply(_)), Err(_)) => Ok(Agreed::NotRun),
-        (Err(e), Err(Bail::Unsupported(why))) if STREAM_ENGINE_MERGED => fail(&format!(
+        // `Unsupported` promises valid input: every bail checks the whole body first.
+        (Err(e), Err(Bail::Unsupported(why))) => fail(&format!(
             "stream::run left a body Tree refuses ({e}) to the tree engine ({why}) instead of \
              calling it invalid"
         )),
-        (Err(_), Err(bail)) => Ok(Agreed::Invalid {
-            stream_said_invalid: *bail == Bail::Invalid,
-        }),
+        (Err(_), Err(Bail::Invalid)) => Ok(Agreed::Invalid),
     }
 }
 
