@@ -167,11 +167,14 @@ impl ShapeProbe {
         self.new.extend(fresh);
     }
 
-    /// Whether this body may still take the sample. When it is not, the probe never
-    /// samples it (the next turn only moves later), so it need not be shown the body and
-    /// the body need not be parsed into a tree for it.
+    /// Whether this body is (or may still be) a sample, for discovery or drift. When it
+    /// is not, the probe never samples it (the next turn only moves later), so it need
+    /// not be shown the body and the body need not be parsed into a tree for it.
     pub fn due(&self) -> bool {
-        self.turn != Turn::Skipped && !lock(&self.base).next_sample.is_some_and(|t| self.now < t)
+        self.discovery.is_some()
+            || (self.drift
+                && self.turn != Turn::Skipped
+                && lock(&self.base).next_sample.is_none_or(|t| self.now >= t))
     }
 
     fn take_turn(&self) -> Turn {
