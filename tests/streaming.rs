@@ -328,9 +328,11 @@ fn a_large_pass_download_streams_in_constant_memory_over_http1_and_http2() {
 #[test]
 fn bytes_are_counted_while_they_cross() {
     let up = generator(Script::Stall { sent: 3 * MIB }, "");
-    let proxy = start(&up.url, "stream_idle_timeout: 60s");
+    // The caller reads on until the stall ends the stream: it does not
+    // leave (which would end the crossing) while the metrics are checked.
+    let proxy = start(&up.url, "stream_idle_timeout: 5s");
     let url = format!("{}/demo/files/slow", proxy.url());
-    let caller = std::thread::spawn(move || download(&url, false, Some(3 * MIB)));
+    let caller = std::thread::spawn(move || download(&url, false, None));
     let out = [("direction", "response"), ("stage", "out")];
     proxy.eventually("streamed bytes in the metrics", |p| {
         let m = metrics::parse(&p.admin("/metrics").text());
@@ -340,6 +342,7 @@ fn bytes_are_counted_while_they_cross() {
     assert!(proxy.crossings("audit.jsonl").is_empty());
     let got = caller.join().expect("caller");
     assert_eq!(got.received, 3 * MIB);
+    assert!(got.broken.is_some(), "{got:?}");
 }
 
 #[test]
