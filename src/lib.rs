@@ -16,6 +16,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod diag;
+pub mod discovery;
 pub mod inventory;
 pub mod json;
 pub mod metrics;

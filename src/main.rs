@@ -45,6 +45,10 @@ enum Command {
     Audit(cli::audit::AuditCmd),
     /// The integration inventory: owners, end dates, credentials, risk.
     Inventory(cli::inventory::InventoryArgs),
+    /// What crosses, field by field, as the running proxy's discovery saw it.
+    Discover(cli::discover::DiscoverArgs),
+    /// Draft a policy for a route and direction from what discovery saw.
+    Draft(cli::discover::DraftArgs),
     /// Run a sample partner API with the proxy in front of it.
     Demo(cli::ConfigArg),
 }
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
         Command::Keygen => cli::keygen::run(),
         Command::Audit(a) => cli::audit::run(a),
         Command::Inventory(a) => cli::inventory::run(a),
+        Command::Discover(a) => cli::discover::discover(a),
+        Command::Draft(a) => cli::discover::draft(a),
         Command::Demo(a) => cli::demo::run(a),
     };
     match result {

@@ -51,6 +51,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub mod activity;
 mod drift;
 pub use drift::{ShapeProbe, Side};
 
@@ -93,6 +94,8 @@ pub struct Signals {
     start: Instant,
     started_at: jiff::Timestamp,
     state: Mutex<State>,
+    /// What crosses, field by field (the workbench).
+    discovery: crate::discovery::Discovery,
 }
 
 #[derive(Default)]
@@ -102,6 +105,8 @@ struct State {
     volumes: HashMap<String, Volume>,
     /// integration → route → [request, response].
     schemas: HashMap<String, HashMap<String, [Seen; 2]>>,
+    /// The last signals raised (the workbench).
+    recent: std::collections::VecDeque<activity::Recent>,
 }
 
 /// One integration's traffic in the current window, and its baseline.
@@ -114,6 +119,8 @@ struct Volume {
     credential_next: Option<Instant>,
     echo_next: Option<Instant>,
     last_seen: Option<Instant>,
+    /// Crossings per minute over the last hour (the workbench).
+    hour: activity::Hour,
 }
 
 #[derive(Default)]
@@ -166,7 +173,13 @@ impl Signals {
             start: Instant::now(),
             started_at: jiff::Timestamp::now(),
             state: Mutex::new(State::default()),
+            discovery: crate::discovery::Discovery::default(),
         }
+    }
+
+    /// The discovery store, kept across reloads like the rest of this state.
+    pub fn discovery(&self) -> &crate::discovery::Discovery {
+        &self.discovery
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -177,6 +190,7 @@ impl Signals {
     /// signal it triggers. Called once per crossing by the trail.
     pub async fn observe(&self, rec: &Crossing, auth_failure: Option<FailReason>, rt: &Runtime) {
         let fired = self.check(rec, auth_failure, &rt.config, Instant::now());
+        self.remember(&fired);
         for ev in fired {
             emit(rt, ev).await;
         }
@@ -204,6 +218,7 @@ impl Signals {
                 *v = Volume {
                     window: w,
                     last_seen: v.last_seen,
+                    hour: std::mem::take(&mut v.hour),
                     ..Volume::default()
                 };
             }
@@ -215,7 +230,9 @@ impl Signals {
             };
             state.volumes.insert(name.to_string(), v);
         }
+        let minute = self.minute(now);
         if let Some(v) = state.volumes.get_mut(name) {
+            v.hour.count(minute, rec.outcome == "forwarded");
             self.volume(v, rec, auth_failure, &s, w, now, name, &mut fired);
             let failing = matches!(rec.upstream_status, Some(401 | 403))
                 && config
@@ -270,26 +287,46 @@ impl Signals {
         fired
     }
 
-    /// A probe when `side`'s body on this route may be sampled for drift:
-    /// its policy has no allow-list (and it is not `pass`). Whether this
-    /// body takes the sample is decided by its first document.
+    /// A probe when `side`'s body on this route may be sampled: for drift when
+    /// its policy has no allow-list (and it is not `pass`), whether this body
+    /// takes that sample being decided by its first document; for discovery
+    /// when its turn has come (any governed body).
     pub fn shape_probe(&self, config: &Config, m: &Matched<'_>, side: Side) -> Option<ShapeProbe> {
         let policy = match side {
             Side::Request => m.route.request.as_deref(),
             Side::Response => m.route.response.as_deref(),
         }?;
-        if policy.allow.is_some() {
-            return None;
-        }
         let now = Instant::now();
         let s = config.signals;
+        let direction = match side {
+            Side::Request => crate::discovery::Direction::Request,
+            Side::Response => crate::discovery::Direction::Response,
+        };
+        let sample = self.discovery.sample(
+            &m.integration.name,
+            &m.route.id,
+            direction,
+            s.drift_sample,
+            now,
+        );
+        let drift = policy.allow.is_none();
+        if !drift && sample.is_none() {
+            return None;
+        }
         let base = {
             let mut state = self.lock();
             let seen = seen_entry(&mut state, &m.integration.name, &m.route.id, side.index())?;
             seen.shape.clone()
         };
         let warming = now.saturating_duration_since(self.start) < s.warmup;
-        Some(ShapeProbe::new(base, s.drift_sample, warming, now))
+        Some(ShapeProbe::new(
+            base,
+            s.drift_sample,
+            warming,
+            now,
+            drift,
+            sample,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -337,6 +374,49 @@ impl Signals {
                     );
                 fired.push(ev);
             }
+        }
+    }
+
+    fn minute(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs() / 60
+    }
+
+    /// Each integration's last hour and the signals raised for it (the workbench).
+    pub fn activity(&self, config: &Config) -> Vec<activity::Report> {
+        let minute = self.minute(Instant::now());
+        let state = self.lock();
+        config
+            .integrations
+            .iter()
+            .map(|it| activity::Report {
+                integration: it.name.clone(),
+                minutes: state
+                    .volumes
+                    .get(&it.name)
+                    .map_or_else(|| vec![[0; 2]; activity::MINUTES], |v| v.hour.as_of(minute)),
+                signals: state
+                    .recent
+                    .iter()
+                    .rev()
+                    .filter(|r| r.integration.as_deref() == Some(it.name.as_str()))
+                    .cloned()
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Notes raised signals for the workbench's list.
+    fn remember(&self, events: &[Event]) {
+        let mut state = self.lock();
+        for ev in events {
+            activity::remember(
+                &mut state.recent,
+                activity::Recent {
+                    ts: ev.ts.clone(),
+                    kind: ev.event,
+                    integration: ev.integration.clone(),
+                },
+            );
         }
     }
 
@@ -531,7 +611,9 @@ pub async fn daily(shared: Shared, mut shutdown: watch::Receiver<bool>) {
             let rt = shared.load_full();
             let mut usage = history.clone();
             usage.merge(&rt.metrics.usage(&rt.config));
-            for ev in rt.signals.daily_events(&rt.config, &usage) {
+            let events = rt.signals.daily_events(&rt.config, &usage);
+            rt.signals.remember(&events);
+            for ev in events {
                 emit(&rt, ev).await;
             }
         }

@@ -182,6 +182,16 @@ fn each_config_mistake_is_reported_at_its_line_with_a_hint() {
             "limits.max_body_bytes is zero",
         ),
         (
+            // A token in clear in the config would open the admin pages to its readers.
+            edit(
+                &g,
+                "admin: { address: 127.0.0.1:0 }",
+                "admin: { address: 127.0.0.1:0, token: \"in-the-config\" }",
+            ),
+            "token:",
+            "admin.token must be sha256: followed by 64 hex digits",
+        ),
+        (
             // Anyone reading the config could reverse every pseudonym.
             edit(
                 &g,
@@ -724,4 +734,37 @@ fn query_rules_of_a_response_policy_are_flagged() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     let want = "response policy 'q' has query rules, which never apply to a response";
     assert!(text.contains(want), "{text}");
+}
+
+#[test]
+fn an_admin_listener_beyond_loopback_without_a_token_is_a_warning() {
+    let open = edit(
+        &good(),
+        "admin: { address: 127.0.0.1:0 }",
+        "admin: { address: 0.0.0.0:0 }",
+    );
+    let (code, out) = check(&open);
+    assert_eq!(code, Some(0), "{out}");
+    let line = line_of(&open, "admin:");
+    assert!(
+        out.contains(&format!(
+            "customs.yaml:{line}: warning: the admin listener on 0.0.0.0:0 is not on loopback and has no token"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("hint: anyone who reaches it reads the inventory"),
+        "{out}"
+    );
+    let guarded = edit(
+        &good(),
+        "admin: { address: 127.0.0.1:0 }",
+        &format!(
+            "admin: {{ address: 0.0.0.0:0, token: \"{}\" }}",
+            hash_of("admin-token")
+        ),
+    );
+    let (code, out) = check(&guarded);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("admin listener"), "{out}");
 }

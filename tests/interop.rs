@@ -141,4 +141,6 @@ fn the_response_header_count_limit_is_configurable_and_named() {
     );
     assert!(!status.success());
     assert!(err.contains("max_response_headers"), "{err}");
+    // Each mistake is said once (the diagnostics are the message, not also its cause).
+    assert_eq!(err.matches("max_response_headers").count(), 1, "{err}");
 }

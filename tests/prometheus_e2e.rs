@@ -74,9 +74,16 @@ fn prometheus_scrapes_the_request_counter() {
     let _prometheus = Prometheus(child);
     let base = format!("http://127.0.0.1:{port}");
     let query = "/api/v1/query?query=sum(customs_requests_total%7Bintegration%3D%22demo%22%2Coutcome%3D%22forwarded%22%7D)";
-    // Polling is the readiness signal here: Prometheus has no other.
+    // Prometheus listens before its storage is up and answers 503 until
+    // then: wait for its readiness endpoint, then for the first scrape.
+    let ready = until(Duration::from_secs(60), || {
+        let r = request(&Via::H1, &base, "GET", "/-/ready", &[], b"").ok()?;
+        (r.status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "prometheus never became ready");
     let value = until(Duration::from_secs(60), || {
         let r = request(&Via::H1, &base, "GET", query, &[], b"").ok()?;
+        assert_eq!(r.status, 200, "PromQL query: {}", r.text());
         let v = r.json();
         v["data"]["result"][0]["value"][1]
             .as_str()

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod audit;
 pub mod check;
 pub mod demo;
+pub mod discover;
 pub mod inventory;
 pub mod keygen;
 pub mod serve;

@@ -100,6 +100,9 @@ pub struct TlsFile {
 pub struct AdminFile {
     /// host:port.
     pub address: Text,
+    /// `sha256:<hex>` of the bearer token that guards `/ui`, `/inventory` and `/discovery`.
+    #[serde(default)]
+    pub token: Option<Text>,
 }
 
 /// `audit.on_failure`.

@@ -62,6 +62,7 @@ pub fn check(config: &Config, today: Date) -> Vec<Diagnostic> {
         }
         w.untyped_sans(it);
     }
+    w.open_admin(config);
     w.out
 }
 
@@ -88,6 +89,19 @@ impl Warnings<'_> {
     fn warn(&mut self, line: u64, message: String, hint: &str) {
         self.out
             .push(Diagnostic::warning(self.file, line, message).hint(hint));
+    }
+
+    /// `/ui`, `/inventory` and `/discovery` describe every integration: beyond loopback they
+    /// need the token.
+    fn open_admin(&mut self, config: &Config) {
+        let Some(addr) = config.admin else { return };
+        if !addr.ip().is_loopback() && config.admin_token.is_none() {
+            self.warn(
+                config.admin_line,
+                format!("the admin listener on {addr} is not on loopback and has no token"),
+                "anyone who reaches it reads the inventory and the discovered fields: set admin.token (sha256: of a token from `customs keygen`), or listen on 127.0.0.1",
+            );
+        }
     }
 
     fn dates(&mut self, it: &Integration, today: Date) {

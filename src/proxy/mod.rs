@@ -26,6 +26,7 @@ pub mod stream;
 pub mod tls;
 pub mod trail;
 pub mod tunnel;
+pub mod upload;
 pub mod upstream;
 pub mod uri;
 
@@ -170,9 +171,7 @@ impl Runtime {
 
     /// Today's date in UTC: end dates are whole UTC days.
     pub fn today(&self) -> jiff::civil::Date {
-        jiff::Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .date()
+        crate::config::warnings::today_utc()
     }
 
     /// The metric series of the integration at `index` in the config.

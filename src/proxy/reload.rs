@@ -214,7 +214,7 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
     // never the admin listener, signals or other tasks of this runtime.
     let (path, base) = (config_path.to_owned(), current.clone());
     let build = tokio::task::spawn_blocking(move || {
-        let c = Arc::new(config::load(&path).map_err(|d| d.to_string())?);
+        let c = Arc::new(config::load(&path).map_err(Failure::from)?);
         Runtime::new(
             c,
             base.auditor.clone(),
@@ -224,15 +224,17 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
             base.offload.clone(),
             base.budget.clone(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| Failure::one(e.to_string()))
     });
     let result = match tokio::time::timeout(LOAD_TIMEOUT, build).await {
         Ok(Ok(built)) => built,
-        Ok(Err(_)) => Err("building the configuration failed unexpectedly".to_string()),
-        Err(_) => Err(format!(
+        Ok(Err(_)) => Err(Failure::one(
+            "building the configuration failed unexpectedly".into(),
+        )),
+        Err(_) => Err(Failure::one(format!(
             "reading the configuration took over {}s",
             LOAD_TIMEOUT.as_secs()
-        )),
+        ))),
     };
     let event = Event::new("reload", None).with("trigger", trigger);
     match result {
@@ -243,14 +245,37 @@ pub async fn reload(config_path: &Path, shared: &Shared, trigger: &'static str) 
             tracing::info!(trigger, "Configuration reloaded.");
             let _ = current.auditor.event(event.with("result", "ok")).await;
         }
-        Err(reason) => {
+        Err(Failure { reason, problems }) => {
             current.metrics.reloads.with_label_values(&["error"]).inc();
             tracing::error!(trigger, %reason, "Reload failed; the running configuration stays.");
-            let problems = reason.lines().filter(|l| !l.starts_with("  hint")).count();
             let _ = current
                 .auditor
                 .event(event.with("result", "error").with("problems", problems))
                 .await;
+        }
+    }
+}
+
+/// Why a reload failed: the text for the log and how many problems it holds.
+struct Failure {
+    reason: String,
+    problems: usize,
+}
+
+impl Failure {
+    fn one(reason: String) -> Failure {
+        Failure {
+            reason,
+            problems: 1,
+        }
+    }
+}
+
+impl From<crate::diag::Diagnostics> for Failure {
+    fn from(d: crate::diag::Diagnostics) -> Failure {
+        Failure {
+            problems: d.0.len(),
+            reason: d.to_string(),
         }
     }
 }

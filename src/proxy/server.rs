@@ -19,15 +19,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+impl From<Diagnostics> for ServeError {
+    fn from(d: Diagnostics) -> ServeError {
+        ServeError::Config(d)
+    }
+}
+
 /// How long in-flight requests may run on after a stop signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The configuration is invalid.
+    /// The configuration is invalid. Not a `source`: the diagnostics are the
+    /// message, and a report printing the chain would show them twice.
     #[error("invalid configuration:\n{0}")]
-    Config(#[from] Diagnostics),
+    Config(Diagnostics),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

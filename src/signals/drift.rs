@@ -99,6 +99,10 @@ enum Turn {
 /// Samples one body's shape; from [`super::Signals::shape_probe`], fed every
 /// parsed document of the body, then [`ShapeProbe::finish`]ed.
 pub struct ShapeProbe {
+    /// Whether this probe watches for drift (policies without allow-list).
+    drift: bool,
+    /// The discovery sample this body is, if its turn came.
+    discovery: Option<crate::discovery::Sample>,
     base: Shared,
     every: Duration,
     warming: bool,
@@ -112,8 +116,17 @@ pub struct ShapeProbe {
 }
 
 impl ShapeProbe {
-    pub(super) fn new(base: Shared, every: Duration, warming: bool, now: Instant) -> Self {
+    pub(super) fn new(
+        base: Shared,
+        every: Duration,
+        warming: bool,
+        now: Instant,
+        drift: bool,
+        discovery: Option<crate::discovery::Sample>,
+    ) -> Self {
         ShapeProbe {
+            drift,
+            discovery,
             base,
             every,
             warming,
@@ -127,6 +140,12 @@ impl ShapeProbe {
 
     /// Reads one document as received (before the policy changes it).
     pub fn document(&mut self, doc: &Value) {
+        if let Some(sample) = &mut self.discovery {
+            sample.document(doc);
+        }
+        if !self.drift {
+            return;
+        }
         if self.turn == Turn::Undecided {
             self.turn = self.take_turn();
         }
@@ -148,11 +167,14 @@ impl ShapeProbe {
         self.new.extend(fresh);
     }
 
-    /// Whether this body may still take the sample. When it is not, the probe never
-    /// samples it (the next turn only moves later), so it need not be shown the body and
-    /// the body need not be parsed into a tree for it.
+    /// Whether this body is (or may still be) a sample, for discovery or drift. When it
+    /// is not, the probe never samples it (the next turn only moves later), so it need
+    /// not be shown the body and the body need not be parsed into a tree for it.
     pub fn due(&self) -> bool {
-        self.turn != Turn::Skipped && lock(&self.base).next_sample.is_none_or(|t| self.now >= t)
+        self.discovery.is_some()
+            || (self.drift
+                && self.turn != Turn::Skipped
+                && lock(&self.base).next_sample.is_none_or(|t| self.now >= t))
     }
 
     fn take_turn(&self) -> Turn {
@@ -170,6 +192,9 @@ impl ShapeProbe {
     /// returns nothing; after that, returns the named drift candidates
     /// (path hash, wildcarded path) for the crossing's direction record.
     pub fn finish(self) -> Vec<(u64, String)> {
+        if let Some(sample) = self.discovery {
+            sample.finish();
+        }
         let Turn::Sampling { report } = self.turn else {
             return Vec::new();
         };

@@ -5,7 +5,7 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// Samples `docs` as one body at `now`; returns the drift candidates' paths.
 fn sample(base: &Shared, warming: bool, now: Instant, docs: &[Value]) -> Vec<String> {
-    let mut probe = ShapeProbe::new(base.clone(), EVERY, warming, now);
+    let mut probe = ShapeProbe::new(base.clone(), EVERY, warming, now, true, None);
     for doc in docs {
         probe.document(doc);
     }
