@@ -15,7 +15,7 @@
 //! with the first and once with the last of them, and selects what either run selects, so a
 //! sender cannot pick which spelling the filter sees.
 
-use super::{addr, run_filter};
+use super::nfa::{addr, run_filter};
 use jsonpath_rust::parser::model::{self as ast, JpQuery};
 use serde_json::{Map, Value};
 use std::borrow::Cow;

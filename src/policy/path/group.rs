@@ -13,7 +13,12 @@
 //! reaches a container, or before the walk for filters with `$`). See
 //! [`Selector::groupable`].
 
-use super::{Location, Nfa, Program, Selector, Walk, intersects, is_container, ones};
+use super::bits::{intersects, ones};
+use super::location::Location;
+use super::nfa::{Nfa, is_container};
+use super::program::Program;
+use super::selector::Selector;
+use super::walk::Walk;
 use serde_json::Value;
 use std::fmt;
 use std::ops::Range;

@@ -5,7 +5,9 @@
 //! index maps each name to the states whose step selects it, so a key costs one hash lookup,
 //! and the successors of all those states come out of two bit operations.
 
-use super::{Fx, Step};
+use super::bits::set;
+use super::hash::Fx;
+use super::program::Step;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
@@ -44,9 +46,9 @@ impl KeyIndex {
             if step.names.is_empty() || step.names.len() != step.sels.len() {
                 continue;
             }
-            super::set(&mut index.named, s);
+            set(&mut index.named, s);
             if step.descendant {
-                super::set(&mut index.descendant, s);
+                set(&mut index.descendant, s);
             }
             for name in &step.names {
                 if *exact.get_or_insert(name.exact) != name.exact {
@@ -61,7 +63,7 @@ impl KeyIndex {
                         .by_name
                         .entry(key.as_bytes().into())
                         .or_insert_with(|| vec![0; words]);
-                    super::set(states, s);
+                    set(states, s);
                 }
             }
         }

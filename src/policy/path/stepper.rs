@@ -7,7 +7,10 @@
 //! matches do not depend on anything but the keys and positions on the way down: no filters, no
 //! negative indices, no slices that need the array's length (see [`Selector::needs_tree`]).
 
-use super::{Child, Hits, Nfa, Program, Sel, Selector, intersects};
+use super::bits::intersects;
+use super::nfa::{Child, Hits, Nfa};
+use super::program::{Program, Sel};
+use super::selector::Selector;
 use std::ops::Range;
 
 /// Words of a state set: a [`Stepper`] of more states than `64 * WORDS` is not built.

@@ -1,8 +1,10 @@
+use super::nfa::is_container;
 use super::*;
 use jsonpath_rust::JsonPath;
 use jsonpath_rust::query::queryable::Queryable;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::fmt;
 
 fn sel(src: &str) -> Selector {
     match Selector::parse(src, false) {
