@@ -6,7 +6,9 @@
 # also nginx writing a JSON access log, customs `pass` with API-key auth and
 # with audit to /dev/null, and customs `pass` while two more connections pull
 # 256 KB exports through the incident policy (isolation of light crossings).
-# Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports.
+# Upstream: nginx serving ~1 KB, 16 KB and 256 KB incident exports, and a
+# 64 MB one (issue 17: a large `pass` download streamed through; nginx and
+# customs `pass` only, with CPU per byte and each proxy's peak RSS).
 # Beside req/s and latency, each run reports the CPU time of the proxy's own
 # processes per request (utime + stime from /proc over the run, divided by the
 # requests wrk counted): on a shared 2-core box far steadier than req/s.
@@ -16,12 +18,14 @@
 #
 # Env: LOAD_DURATION (s, 10), LOAD_ROUNDS (3), LOAD_CONNECTIONS (16),
 #      LOAD_THREADS (2), LOAD_WARMUP (s per target and size, 2; 0 = none),
-#      LOAD_SIZES ("1k 16k 256k"; 16k is required for the access-log, auth and
-#      audit rows),
+#      LOAD_SIZES ("1k 16k 256k 64m"; 16k is required for the access-log, auth
+#      and audit rows),
 #      CUSTOMS_BIN (skip the build), LOAD_KEEP (dir to copy raw results to),
 #      LOAD_BARE=1 (also a bare hyper proxy, examples/bare_proxy.rs: the
 #      floor of customs' stack without policy, audit, auth or metrics),
-#      LOAD_ABUSE_UPLOADS (150; 0 = no abuse row).
+#      LOAD_ABUSE_UPLOADS (150; 0 = no abuse row),
+#      LOAD_BIG_CONNECTIONS (4: connections for the 64 MB row, each request
+#      taking seconds; wrk's timeout there is 60 s).
 set -euo pipefail
 
 DURATION=${LOAD_DURATION:-10}
@@ -29,7 +33,7 @@ ROUNDS=${LOAD_ROUNDS:-3}
 CONNS=${LOAD_CONNECTIONS:-16}
 THREADS=${LOAD_THREADS:-2}
 WARMUP=${LOAD_WARMUP:-2}
-read -ra SIZES <<<"${LOAD_SIZES:-1k 16k 256k}"
+read -ra SIZES <<<"${LOAD_SIZES:-1k 16k 256k 64m}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE="$ROOT/benches/load"
@@ -95,6 +99,9 @@ wait_port() {
 # --- payloads ----------------------------------------------------------------
 mkdir -p "$WORK/data"
 python3 "$HERE/gen_json.py" "$WORK/data" 1k=1024 16k=16384 256k=262144
+if [[ " ${SIZES[*]} " == *" 64m "* ]]; then
+    python3 "$HERE/gen_json.py" "$WORK/data" 64m=67108864
+fi
 chmod 644 "$WORK"/data/*.json
 
 # --- nginx: upstream and reverse proxy ---------------------------------------
@@ -240,7 +247,10 @@ fi
 
 # --- targets -----------------------------------------------------------------
 targets_for() { # size
-    if [[ $1 == 16k ]]; then
+    if [[ $1 == 64m ]]; then
+        # A bare proxy that buffers whole bodies has no place here.
+        echo direct nginx customs-pass
+    elif [[ $1 == 16k ]]; then
         echo direct nginx nginx-log "${BARE[@]}" customs-pass customs-incident customs-pass-auth customs-pass-audit-off customs-pass-beside-exports
     else
         echo direct nginx "${BARE[@]}" customs-pass customs-incident
@@ -317,10 +327,11 @@ run_wrk() { # target size seconds outfile
         beside=$!
         sleep 0.5
     fi
-    local pid before
+    local pid before conns=$CONNS limit=5s
+    if [[ $2 == 64m ]]; then conns=${LOAD_BIG_CONNECTIONS:-4} limit=60s; fi
     pid=$(proc_for "$1")
     before=$(cpu_ticks "$pid")
-    timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$3s" --timeout 5s --latency \
+    timeout $(($3 + 90)) wrk -t"$THREADS" -c"$conns" -d"$3s" --timeout "$limit" --latency \
         "${hdr[@]}" "$(url_for "$1" "$2")" >"$4" 2>&1 || log "wrk $1 $2 failed (see output)"
     echo "ticks=$(($(cpu_ticks "$pid") - before)) clk_tck=$(getconf CLK_TCK)" >"$4.cpu"
     if [[ -n $beside ]]; then wait "$beside" || log "export load beside $1 failed"; fi
@@ -353,6 +364,15 @@ done
 
 # --- abuse: many slow, large uploads to a governed route ----------------------
 hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+# Peak RSS of a process and its children (nginx master and workers), summed.
+hwm_tree_kb() {
+    local total=0 pid kb
+    for pid in "$1" $(pgrep -P "$1"); do
+        kb=$(hwm_kb "$pid" 2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
 UPLOADS=${LOAD_ABUSE_UPLOADS:-150}
 ABUSE=""
 if ((UPLOADS > 0)); then
@@ -397,6 +417,7 @@ fi
     echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "threads=$THREADS"
     echo "connections=$CONNS"
+    echo "big_connections=${LOAD_BIG_CONNECTIONS:-4}"
     echo "rounds=$ROUNDS"
     echo "duration=$DURATION"
     echo "sizes=${SIZES[*]}"
@@ -404,6 +425,7 @@ fi
     echo "file_sizes=$(for size in "${SIZES[@]}"; do printf '%s %s B, ' "$size" "$(stat -c %s "$WORK/data/$size.json")"; done | sed 's/, $//')"
     echo "rss_kb_main=$(hwm_kb "$MAIN_PID")"
     echo "rss_kb_audit_off=$(hwm_kb "$OFF_PID")"
+    echo "rss_kb_nginx=$(hwm_tree_kb "${PROC[proxy]}")"
     echo "audit_bytes=$(du -cb "$WORK/audit" | tail -n1 | cut -f1)"
     [[ -z $ABUSE ]] || echo "$ABUSE"
 } >"$WORK/meta.txt"

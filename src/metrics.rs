@@ -36,6 +36,11 @@ impl Meters {
     pub fn response_bytes(&self) -> [IntCounter; 2] {
         self.bytes[1].clone()
     }
+
+    /// `customs_bytes_total` of the request direction, for a streamed upload.
+    pub fn request_bytes(&self) -> [IntCounter; 2] {
+        self.bytes[0].clone()
+    }
 }
 
 /// Every collector, registered once.

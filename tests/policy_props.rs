@@ -3,33 +3,13 @@
 //! value, in an object key or as a number in any notation — and its output is
 //! always valid JSON.
 
+mod arb;
+
+use arb::{CARD_NUMBERS, PLANTED, planted_string};
 use customs::policy::{Apply, compile};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use std::path::Path;
-
-const PLANTED: [&str; 6] = [
-    "4111 1111 1111 1111",
-    "5500-0000-0000-0004",
-    "078-05-1120",
-    "alice.smith@example.com",
-    "４１１１１１１１１１１１１１１１",
-    "bob%40example.org",
-];
-
-/// A planted value, alone or inside some text.
-fn planted_string() -> impl Strategy<Value = String> {
-    (0..PLANTED.len(), "[a-z ]{0,12}", "[a-z ]{0,12}")
-        .prop_map(|(i, pre, post)| format!("{pre} {} {post}", PLANTED[i]))
-}
-
-/// The card 4111111111111111 as a JSON number, in the notations a sender may pick.
-const CARD_NUMBERS: [&str; 4] = [
-    "4111111111111111",
-    "4111111111111111.0",
-    "4.111111111111111e15",
-    "41111111111111110e-1",
-];
 
 fn card_number() -> impl Strategy<Value = Value> {
     (0..CARD_NUMBERS.len())

@@ -1,18 +1,23 @@
-//! Issue 17: a `pass` response streams through — in constant memory, over
-//! HTTP/1.1 and HTTP/2 — and its one record, written when the stream ends,
-//! says how many bytes crossed and how it ended. The test upstream generates
-//! bodies on the fly (a repeated pseudo-random block), and the caller checks
+//! Issue 17: a `pass` body streams through both ways — in constant memory,
+//! over HTTP/1.1 and HTTP/2 — and its crossing's one record, written when
+//! the crossing ends, says how many bytes crossed and how it ended. Bodies
+//! are generated on the fly (a repeated pseudo-random block) by the test
+//! upstream (downloads) or the caller (uploads), and the far end checks
 //! every byte it receives against the same sequence.
 
 mod common;
 use common::*;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -251,7 +256,7 @@ fn client(h2: bool) -> Client<hyper_util::client::legacy::connect::HttpConnector
 
 fn start(upstream: &str, limits: &str) -> Proxy {
     let routes =
-        ["- { id: files, methods: [GET], path: /files/**, request: pass, response: pass }"];
+        ["- { id: files, methods: [GET, PUT], path: /files/**, request: pass, response: pass }"];
     let config = demo_config(&routes).replace(
         "policies: policies/\n",
         &format!("policies: policies/\nlimits: {{ {limits} }}\n"),
@@ -520,4 +525,359 @@ fn an_echoed_credential_in_a_streamed_body_never_reaches_the_caller() {
     assert_eq!(records[3]["outcome"], "forwarded");
     assert_eq!(records[3]["response"]["bytes_out"], 300_000);
     proxy.verify_chain("audit.jsonl");
+}
+
+// --- uploads -----------------------------------------------------------------
+
+/// The pattern as shared bytes, so an upload body slices it without copying.
+static PATTERN_BYTES: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(PATTERN.clone()));
+
+/// How a caller's upload goes.
+#[derive(Clone, Copy, Debug)]
+struct Sending {
+    /// Bytes of the body (the declared length when `declared`).
+    len: u64,
+    /// Sent with a `Content-Length`, or of unknown length (chunked, or an
+    /// HTTP/2 body without one).
+    declared: bool,
+    /// Stops after this many bytes: breaks off, or goes silent.
+    stop: Option<(u64, Stop)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Break,
+    Stall,
+}
+
+/// An upload body generating the pattern.
+struct Pattern {
+    sent: u64,
+    plan: Sending,
+}
+
+impl hyper::body::Body for Pattern {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let end = self.plan.stop.map_or(self.plan.len, |(at, _)| at);
+        if self.sent >= end {
+            return match self.plan.stop {
+                Some((_, Stop::Break)) => {
+                    Poll::Ready(Some(Err(std::io::Error::other("the caller breaks off"))))
+                }
+                // Never woken: the proxy has to end it.
+                Some((_, Stop::Stall)) => Poll::Pending,
+                None => Poll::Ready(None),
+            };
+        }
+        let pos = (self.sent % BLOCK as u64) as usize;
+        let n = ((BLOCK - pos) as u64).min(end - self.sent) as usize;
+        self.sent += n as u64;
+        Poll::Ready(Some(Ok(Frame::data(PATTERN_BYTES.slice(pos..pos + n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.plan.stop.is_none() && self.sent >= self.plan.len
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.plan.declared {
+            true => SizeHint::with_exact(self.plan.len - self.sent),
+            false => SizeHint::default(),
+        }
+    }
+}
+
+/// PUTs a generated body to `url` over HTTP/1.1 or h2c within `within`:
+/// the answer's status and body, or why there was none.
+fn upload(url: &str, h2: bool, plan: Sending, within: Duration) -> Result<(u16, String), String> {
+    let uri: http::Uri = url.parse().expect("uri");
+    block_on(async move {
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(h2)
+            .build_http::<Pattern>();
+        let request = http::Request::put(uri)
+            .header("content-type", "application/octet-stream")
+            .body(Pattern { sent: 0, plan })
+            .expect("request");
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await;
+            let body = body.map_err(|e| e.to_string())?.to_bytes();
+            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        tokio::time::timeout(within, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {within:?}")))
+    })
+}
+
+/// Whether an upload was answered with a status `expected` accepts, or
+/// cut (the proxy may close before the caller reads its answer).
+fn cut_or(got: &Result<(u16, String), String>, expected: impl Fn(u16) -> bool) -> bool {
+    match got {
+        Ok((status, _)) => expected(*status),
+        Err(_) => true,
+    }
+}
+
+/// What the upload sink saw of one request body.
+#[derive(Debug, Clone, Default)]
+struct Sunk {
+    received: u64,
+    intact: bool,
+    /// The body ended in an error, not cleanly.
+    broken: bool,
+}
+
+/// An HTTP/1.1 upstream that reads request bodies as they arrive, checking
+/// each byte against the pattern and keeping none; answers
+/// `{"received":N,"intact":B}`. Stops when dropped.
+struct Sink {
+    url: String,
+    seen: Arc<Mutex<Vec<Sunk>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Counts a body as broken unless it was read to its end (the sink's
+/// handler can be dropped with its connection).
+struct Absorbing {
+    got: Sunk,
+    ended: bool,
+    seen: Arc<Mutex<Vec<Sunk>>>,
+}
+
+impl Drop for Absorbing {
+    fn drop(&mut self) {
+        self.got.broken |= !self.ended;
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.push(self.got.clone());
+    }
+}
+
+fn sink() -> Sink {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shared = seen.clone();
+    let task = rt().spawn(async move {
+        let listener = TcpListener::from_std(listener).expect("listener");
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            let service = hyper::service::service_fn(move |req| absorb(req, seen.clone()));
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new();
+                let _ = conn.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    Sink { url, seen, task }
+}
+
+async fn absorb(
+    req: http::Request<Incoming>,
+    seen: Arc<Mutex<Vec<Sunk>>>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let mut body = req.into_body();
+    let mut absorbing = Absorbing {
+        got: Sunk {
+            intact: true,
+            ..Sunk::default()
+        },
+        ended: false,
+        seen,
+    };
+    let got = &mut absorbing.got;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            got.broken = true;
+            break;
+        };
+        if let Some(data) = frame.data_ref() {
+            got.intact &= matches_pattern(got.received, data);
+            got.received += data.len() as u64;
+        }
+    }
+    let answer = format!(r#"{{"received":{},"intact":{}}}"#, got.received, got.intact);
+    absorbing.ended = true;
+    Ok(http::Response::new(Full::new(Bytes::from(answer))))
+}
+
+impl Sink {
+    /// The first `n` bodies the sink has seen end, once it has.
+    fn bodies(&self, n: usize) -> Vec<Sunk> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "the sink saw {seen:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Time a whole upload may take (1 GiB through a debug build included).
+const UPLOAD_WITHIN: Duration = Duration::from_secs(600);
+
+#[test]
+fn a_large_pass_upload_streams_in_constant_memory_over_http1_and_http2() {
+    let len = large();
+    let sink = sink();
+    // Far below the body: only streaming lets it through.
+    let proxy = start(&sink.url, "max_body_bytes: 1MiB, max_buffered_bytes: 1MiB");
+    let url = format!("{}/demo/files/import.bin", proxy.url());
+    // HTTP/1.1 with a Content-Length; HTTP/2 of unknown length (streams
+    // once it is found longer than max_body_bytes).
+    for (h2, declared) in [(false, true), (true, false)] {
+        let plan = Sending {
+            len,
+            declared,
+            stop: None,
+        };
+        let started = Instant::now();
+        let (status, body) = upload(&url, h2, plan, UPLOAD_WITHIN).expect("an answer");
+        let took = started.elapsed();
+        eprintln!(
+            "upload h2={h2}: {len} bytes in {took:?} ({:.0} MiB/s)",
+            len as f64 / MIB as f64 / took.as_secs_f64()
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, format!(r#"{{"received":{len},"intact":true}}"#));
+    }
+    assert!(sink.bodies(2).iter().all(|b| !b.broken && b.intact));
+    let peak = peak_rss_kb(proxy.pid());
+    eprintln!("proxy VmHWM: {peak} kB");
+    assert!(peak < RSS_LIMIT_KB, "the proxy peaked at {peak} kB");
+    let records = records(&proxy, 2);
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(r["outcome"], "forwarded", "{r}");
+        assert_eq!(r["status"], 200);
+        assert_eq!(r["request"]["policy"], "pass");
+        assert_eq!(r["request"]["bytes_in"], len, "{r}");
+        assert_eq!(r["request"]["bytes_out"], len, "{r}");
+    }
+    proxy.verify_chain("audit.jsonl");
+    let m = metrics::parse(&proxy.admin("/metrics").text());
+    for stage in ["in", "out"] {
+        let labels = [("direction", "request"), ("stage", stage)];
+        assert_eq!(
+            metrics::value(&m, "customs_bytes_total", &labels),
+            Some(2.0 * len as f64),
+            "{stage}"
+        );
+    }
+}
+
+#[test]
+fn the_caller_breaking_off_mid_upload_is_recorded_and_the_upstream_sees_a_broken_body() {
+    let sink = sink();
+    let proxy = start(&sink.url, "max_body_bytes: 1MiB");
+    let url = format!("{}/demo/files/cut", proxy.url());
+    for h2 in [false, true] {
+        let plan = Sending {
+            len: 8 * MIB,
+            declared: true,
+            stop: Some((2 * MIB, Stop::Break)),
+        };
+        let got = upload(&url, h2, plan, Duration::from_secs(20));
+        assert!(cut_or(&got, |s| s >= 400), "{got:?}");
+    }
+    for body in sink.bodies(2) {
+        assert!(body.broken, "a cut upload ended cleanly upstream: {body:?}");
+        assert!(body.intact && body.received <= 2 * MIB, "{body:?}");
+    }
+    for r in &records(&proxy, 2) {
+        assert_eq!(r["outcome"], "rejected", "{r}");
+        let reason = r["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("caller broke off the upload"), "{r}");
+        let (read, sent) = (&r["request"]["bytes_in"], &r["request"]["bytes_out"]);
+        assert!(
+            read.as_u64() <= Some(2 * MIB) && sent.as_u64() <= read.as_u64(),
+            "{r}"
+        );
+    }
+    proxy.verify_chain("audit.jsonl");
+}
+
+#[test]
+fn max_pass_bytes_ends_or_refuses_an_upload_over_it() {
+    let sink = sink();
+    let proxy = start(&sink.url, "max_body_bytes: 1MiB, max_pass_bytes: 2MiB");
+    // Declared over the limit: refused before anything is sent.
+    let head = "PUT /demo/files/big HTTP/1.1\r\nHost: p\r\nContent-Length: 4194304\r\n\r\n";
+    let got = raw_exchange(proxy.addr(), head.as_bytes());
+    assert_eq!(parse_status(&got), 413, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(sink.hits(), 0, "a refused upload reached the upstream");
+
+    // Of unknown length, found over the limit as it streams: it breaks off there.
+    let plan = Sending {
+        len: 4 * MIB,
+        declared: false,
+        stop: None,
+    };
+    let got = upload(
+        &format!("{}/demo/files/big", proxy.url()),
+        true,
+        plan,
+        Duration::from_secs(20),
+    );
+    assert!(cut_or(&got, |s| s == 413), "{got:?}");
+    let body = &sink.bodies(1)[0];
+    assert!(body.broken && body.received <= 2 * MIB, "{body:?}");
+    let records = records(&proxy, 2);
+    assert_eq!(records[0]["status"], 413, "{}", records[0]);
+    let r = &records[1];
+    assert_eq!(r["outcome"], "rejected", "{r}");
+    assert!(r["request"]["bytes_out"].as_u64() <= Some(2 * MIB), "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("max_pass_bytes"), "{r}");
+    proxy.verify_chain("audit.jsonl");
+}
+
+#[test]
+fn a_stalled_upload_ends_at_the_idle_timeout() {
+    let sink = sink();
+    let limits = "max_body_bytes: 1MiB, stream_idle_timeout: 300ms, body_read_timeout: 60s";
+    let proxy = start(&sink.url, limits);
+    let plan = Sending {
+        len: 8 * MIB,
+        declared: true,
+        stop: Some((2 * MIB, Stop::Stall)),
+    };
+    let started = Instant::now();
+    let url = format!("{}/demo/files/stall", proxy.url());
+    let got = upload(&url, false, plan, Duration::from_secs(20));
+    assert!(started.elapsed() < Duration::from_secs(10), "{got:?}");
+    assert!(cut_or(&got, |s| s == 408), "{got:?}");
+    let body = &sink.bodies(1)[0];
+    assert!(body.broken && body.received <= 2 * MIB, "{body:?}");
+    let r = &records(&proxy, 1)[0];
+    assert_eq!(r["status"], 408, "{r}");
+    assert_eq!(r["outcome"], "rejected", "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("caller sent nothing for limits.stream_idle_timeout"),
+        "{r}"
+    );
+    assert_eq!(r["request"]["bytes_in"], 2 * MIB, "{r}");
 }

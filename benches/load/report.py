@@ -181,6 +181,28 @@ def main():
                 f"| #12 CPU per crossing, `incident-inbound` vs `pass`, {size} | {med(inc):.2f}× | ≤ {goal}× | "
                 f"{verdict(med(inc) <= goal)} |"
             )
+    # Issue 17: a 64 MB `pass` download streamed, against nginx.
+    if runs.get(("64m", "customs-pass")) and runs.get(("64m", "nginx")):
+        sizes_b = dict(re.findall(r"(\w+) (\d+) B", meta["file_sizes"]))
+        body = int(sizes_b.get("64m", "0")) or float("nan")
+        per_byte = lambda t: med([r["cpu_us"] for r in runs[("64m", t)].values()]) * 1e3 / body
+        big = med(ratio("64m", "customs-pass", "nginx"))
+        cpu = med(cpu_ratio("64m", "customs-pass", "nginx"))
+        conns = meta.get("big_connections", "?")
+        out.append(
+            f"| #17 customs `pass` vs nginx req/s, 64 MB download, {conns} conns | {big:.2f}× | ≥ 1.0× | "
+            f"{verdict(big >= 1.0)} |"
+        )
+        out.append(
+            f"| #17 CPU per byte, customs `pass` vs nginx, 64 MB ({per_byte('customs-pass'):.2f} vs "
+            f"{per_byte('nginx'):.2f} ns/B) | {cpu:.2f}× | ≤ 1.2× | {verdict(cpu <= 1.2)} |"
+        )
+        customs_mb = int(meta.get("rss_kb_main", "0")) * 1024 / 1e6
+        nginx_mb = int(meta.get("rss_kb_nginx", "0")) * 1024 / 1e6
+        out.append(
+            f"| (reference) peak RSS over the run: customs {customs_mb:.0f} MB, nginx (master + workers) "
+            f"{nginx_mb:.0f} MB | — | — | — |"
+        )
     out.append("")
     if "abuse_uploads" in meta:
         out.append(

@@ -13,7 +13,7 @@ use crate::policy::{Apply, OtherContent, Outcome, Policy};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 /// Why a body was not released.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,44 +47,82 @@ pub async fn read<B>(
 ) -> Result<(Bytes, Charge), BodyError>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(headers);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
     let mut charge = Charge::default();
-    let overloaded = |_| BodyError::Overloaded;
     let declared = declared.map_or(0, |n| n as usize);
     budget
         .charge(&mut charge, declared)
         .await
-        .map_err(overloaded)?;
-    let mut body = std::pin::pin!(Limited::new(body, limit));
-    let (mut chunks, mut len) = (Vec::new(), 0);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| match e.is::<http_body_util::LengthLimitError>() {
-            true => BodyError::TooLarge,
-            false => BodyError::Broken,
-        })?;
-        if let Ok(data) = frame.into_data() {
-            let beyond = (len + data.len()).saturating_sub(declared.max(len));
-            budget
-                .charge(&mut charge, beyond)
-                .await
-                .map_err(overloaded)?;
-            len += data.len();
-            chunks.push(data);
-        }
+        .map_err(|_| BodyError::Overloaded)?;
+    let mut body = std::pin::pin!(body);
+    let held = fill(body.as_mut(), limit, declared, budget, &mut charge).await?;
+    match held.ended {
+        true => Ok((concat(held.chunks, held.len), charge)),
+        false => Err(BodyError::TooLarge),
     }
-    Ok((concat(chunks, len), charge))
+}
+
+/// The `Content-Length` a body declares (hyper has checked its framing).
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// What [`fill`] read of a body.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// The chunks read, in order.
+    pub chunks: Vec<Bytes>,
+    /// Their length.
+    pub len: usize,
+    /// Whether the body ended; if not, it passed the limit (its last chunk,
+    /// the one past it, is held but not charged).
+    pub ended: bool,
+}
+
+/// Reads a body until its end, or until it holds more than `limit` bytes.
+/// Bytes beyond the `prepaid` ones are charged to `budget` as they arrive.
+pub async fn fill<B>(
+    mut body: std::pin::Pin<&mut B>,
+    limit: usize,
+    prepaid: usize,
+    budget: &Budget,
+    charge: &mut Charge,
+) -> Result<Held, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
+    let mut held = Held::default();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Broken)?.into_data() else {
+            continue;
+        };
+        let len = held.len + data.len();
+        if len > limit {
+            held.chunks.push(data);
+            held.len = len;
+            return Ok(held);
+        }
+        let beyond = len.saturating_sub(prepaid.max(held.len));
+        budget
+            .charge(charge, beyond)
+            .await
+            .map_err(|_| BodyError::Overloaded)?;
+        held.len = len;
+        held.chunks.push(data);
+    }
+    held.ended = true;
+    Ok(held)
 }
 
 /// One buffer from the chunks; a body that came in one chunk is not copied.
-fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+pub fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
     if chunks.len() == 1 {
         return chunks.pop().unwrap_or_default();
     }

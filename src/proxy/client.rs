@@ -3,9 +3,8 @@
 //! the upstream picks it by ALPN, HTTP/1.1 otherwise.
 
 use super::tls::{self, TlsError};
+use super::upload::UpstreamBody;
 use crate::config::{DEFAULT_RESPONSE_HEADERS, Upstream};
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,7 +13,7 @@ use rustls::{ClientConfig, RootCertStore};
 use std::time::Duration;
 
 /// The client type every integration uses.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// TCP connect deadline (the whole exchange is bounded by `upstream_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

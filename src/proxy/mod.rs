@@ -26,6 +26,7 @@ pub mod stream;
 pub mod tls;
 pub mod trail;
 pub mod tunnel;
+pub mod upload;
 pub mod upstream;
 pub mod uri;
 

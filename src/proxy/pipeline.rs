@@ -7,12 +7,13 @@
 
 use super::auth::{self, Principal};
 use super::body::{self, BodyError, Governed};
-use super::budget::{Budget, Charge};
+use super::budget::Charge;
 use super::echo::{CREDENTIAL_ECHO, Echo, Holdback};
 use super::error::{Kind, Refusal};
 use super::listener::ConnInfo;
 use super::stream::{self, ProxyBody, Streamed};
 use super::trail::Trail;
+use super::upload::{self, Begun, UpstreamBody, request_body_refusal};
 use super::upstream::{self, Hop, REQUEST_ID};
 use super::{Runtime, framing, headers, offload, route, tunnel, uri};
 use crate::audit::redact;
@@ -133,26 +134,10 @@ async fn cross(
     let (parts, body) = req.into_parts();
     let limits = config.limits;
     // Charges to the body budget are held until the crossing is answered.
-    let (raw, _request_charge) =
-        read_request_body(&parts.headers, body, &limits, &rt.budget).await?;
-    let request_policy = matched.route.request.as_ref();
-    // Empty bodies are not governed (GETs): no shape, no signals lock.
-    let probe = (!raw.is_empty())
-        .then(|| rt.signals.shape_probe(config, &matched, Side::Request))
-        .flatten();
-    let governed = govern(
-        rt,
-        matched.index,
-        request_policy,
-        &parts.headers,
-        raw,
-        trail.request_side(),
-        probe,
-    )
-    .await
-    .map_err(|e| request_body_refusal(&e))?;
+    let (body, _request_charge, rewritten) =
+        request_body(rt, &matched, &parts.headers, body, trail, upgrade.is_some()).await?;
     // Header and query rules apply only when enforced (monitor changes nothing).
-    let request_policy = request_policy.map(Arc::as_ref).filter(|p| enforced(p));
+    let request_policy = matched.route.request.as_deref().filter(|p| enforced(p));
     let forward_path = forward_path(&matched, &parts, request_policy);
     trail.path = forward_path.clone();
     let hop = Hop {
@@ -174,14 +159,14 @@ async fn cross(
         prepare_request_headers(
             h,
             matched.route.response.is_some() || echo.is_some(),
-            governed.outcome.is_some(),
+            rewritten,
         );
         if upgrade.is_some() {
             tunnel::mark(h);
         }
     }
     let request = head
-        .body(Full::new(governed.body))
+        .body(body)
         .map_err(|_| Refusal::new(Kind::BadRequest, "request cannot be forwarded"))?;
     let client = match upgrade {
         Some(_) => rt.upgrade_client(&matched).ok_or_else(|| {
@@ -246,6 +231,41 @@ async fn cross(
 
 fn enforced(policy: &Policy) -> bool {
     policy.mode == crate::policy::Mode::Enforce
+}
+
+/// Stage 4: the request body, governed whole by its policy, or — on a
+/// `pass` direction of a route that does not upgrade — streamed when long
+/// (see [`upload`]). Also whether the policy rewrote it, and its charge to
+/// the body budget.
+async fn request_body(
+    rt: &Runtime,
+    matched: &route::Matched<'_>,
+    headers: &http::HeaderMap,
+    body: Incoming,
+    trail: &mut Trail,
+    upgrades: bool,
+) -> Result<(UpstreamBody, Charge, bool), Refusal> {
+    let policy = matched.route.request.as_ref();
+    let pass = policy.is_none() && !upgrades;
+    let counters = rt.meters(matched.index).map(|m| m.request_bytes());
+    let (limits, budget) = (&rt.config.limits, &rt.budget);
+    let (raw, charge) = match upload::begin(headers, body, limits, budget, pass, counters).await? {
+        Begun::Whole(raw, charge) => (raw, charge),
+        Begun::Streamed(upload) => {
+            trail.streams_upload(upload.progress());
+            return Ok((UpstreamBody::Streamed(upload), Charge::default(), false));
+        }
+    };
+    // Empty bodies are not governed (GETs): no shape, no signals lock.
+    let probe = (!raw.is_empty())
+        .then(|| rt.signals.shape_probe(&rt.config, matched, Side::Request))
+        .flatten();
+    let side = trail.request_side();
+    let governed = govern(rt, matched.index, policy, headers, raw, side, probe)
+        .await
+        .map_err(|e| request_body_refusal(&e))?;
+    let rewritten = governed.outcome.is_some();
+    Ok((UpstreamBody::from(governed.body), charge, rewritten))
 }
 
 fn authenticate<'c>(
@@ -355,46 +375,6 @@ fn apply(
 
 fn could_not_run() -> BodyError {
     BodyError::Internal("the policy could not run".into())
-}
-
-/// Reads the request body within `body_read_timeout`: a body trickled in
-/// (slow-body attacks) holds a connection no longer than that, whatever its
-/// rate. The connection closes, since the rest of the body is never read.
-async fn read_request_body(
-    headers: &http::HeaderMap,
-    body: Incoming,
-    limits: &crate::config::Limits,
-    budget: &Budget,
-) -> Result<(Bytes, Charge), Refusal> {
-    // A body already known to be empty (most GETs) needs no timer.
-    if hyper::body::Body::is_end_stream(&body) {
-        return Ok((Bytes::new(), Charge::default()));
-    }
-    let read = body::read(headers, body, limits.max_body_bytes, budget);
-    match tokio::time::timeout(limits.body_read_timeout, read).await {
-        Ok(raw) => raw.map_err(|e| request_body_refusal(&e)),
-        Err(_) => Err(Refusal::new(
-            Kind::RequestTimeout,
-            "request body not received within body_read_timeout",
-        )
-        .closing()),
-    }
-}
-
-fn request_body_refusal(e: &BodyError) -> Refusal {
-    match e {
-        BodyError::TooLarge => Refusal::new(Kind::TooLarge, "request body over max_body_bytes"),
-        BodyError::Overloaded => Refusal::new(
-            Kind::Overloaded,
-            "no room in max_buffered_bytes for the body",
-        ),
-        BodyError::Broken => Refusal::new(Kind::BadRequest, "request body broke off").closing(),
-        BodyError::Unsupported(d) => Refusal::new(Kind::UnsupportedContent, d.clone()),
-        BodyError::Malformed(d) => Refusal::new(Kind::BadRequest, d.clone()),
-        BodyError::Refused(d, _) | BodyError::Internal(d) => {
-            Refusal::new(Kind::PolicyRefused, d.clone())
-        }
-    }
 }
 
 fn response_body_refusal(e: &BodyError) -> Refusal {

@@ -39,6 +39,13 @@ impl From<Full<Bytes>> for ProxyBody {
 #[error("streamed body ended: {0}")]
 pub struct Broken(String);
 
+impl Broken {
+    /// A break, with why (no payload data).
+    pub fn new(detail: String) -> Self {
+        Broken(detail)
+    }
+}
+
 impl From<Infallible> for Broken {
     fn from(never: Infallible) -> Self {
         match never {}

@@ -8,6 +8,7 @@ use super::error::{Kind, Outcome, Refusal};
 use super::pipeline::ProxyResponse;
 use super::route::Matched;
 use super::stream::ProxyBody;
+use super::upload::Progress;
 use crate::audit::record::{Crossing, Direction};
 use crate::audit::redact;
 use crate::config::{Integration, OnFailure};
@@ -37,6 +38,8 @@ pub struct Trail {
     /// Held until the record is written; if the caller goes away first the
     /// trail is dropped unfinished and still leaves its one record.
     guard: Option<Arc<Runtime>>,
+    /// A streamed upload's progress: its counts go into the record.
+    upload: Option<Arc<Progress>>,
 }
 
 impl Trail {
@@ -57,7 +60,14 @@ impl Trail {
                 ..Crossing::default()
             },
             refusal: None,
+            upload: None,
         }
+    }
+
+    /// Notes that the request body streams: the record counts its bytes
+    /// (and cuts it, if it is still going, when written).
+    pub fn streams_upload(&mut self, progress: Arc<Progress>) {
+        self.upload = Some(progress);
     }
 
     /// Notes the integration mounted above the path, at `index` in the config.
@@ -166,7 +176,7 @@ impl Trail {
         };
         self.refusal = end;
         let mut tally = self.seal(&rt, status, outcome);
-        tally.streamed = true;
+        tally.counted[1] = true;
         if left {
             tally.record.reason = Some(format!(
                 "client disconnected mid-stream after {crossed} bytes"
@@ -191,6 +201,15 @@ impl Trail {
         record.outcome = outcome.as_str();
         record.auth = record.auth.or(Some("none"));
         record.reason = self.refusal.as_ref().map(|r| redact::reason(&r.detail));
+        let counted = self.upload.is_some();
+        if let Some(upload) = self.upload.take() {
+            upload.close(false);
+            let side = record.request.get_or_insert_with(Direction::default);
+            (side.bytes_in, side.bytes_out) = upload.counts();
+            if let (None, Some(broke)) = (&record.reason, upload.failure()) {
+                record.reason = Some(redact::reason(&broke.detail));
+            }
+        }
         record.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Tally {
             rt,
@@ -199,7 +218,7 @@ impl Trail {
             auth_failure: self.auth_failure,
             upstream_secs: self.upstream_elapsed.map(|d| d.as_secs_f64()),
             integration: self.integration,
-            streamed: false,
+            counted: [counted, false],
         }
     }
 }
@@ -213,16 +232,22 @@ struct Tally<'r> {
     auth_failure: Option<FailReason>,
     upstream_secs: Option<f64>,
     integration: Option<usize>,
-    /// A streamed body's bytes were counted as they crossed.
-    streamed: bool,
+    /// Directions (request, response) whose streamed bytes were counted
+    /// as they crossed.
+    counted: [bool; 2],
 }
 
 impl Drop for Tally<'_> {
     fn drop(&mut self) {
-        if self.streamed
-            && let Some(side) = &mut self.record.response
+        let record = &mut self.record;
+        for (counted, side) in self
+            .counted
+            .iter()
+            .zip([&mut record.request, &mut record.response])
         {
-            (side.bytes_in, side.bytes_out) = (0, 0);
+            if let (true, Some(side)) = (counted, side) {
+                (side.bytes_in, side.bytes_out) = (0, 0);
+            }
         }
         let (rt, record) = (self.rt, &self.record);
         rt.metrics.crossing(
@@ -253,8 +278,13 @@ impl Drop for Trail {
         let Some(rt) = self.guard.take() else { return };
         // Nothing was refused: the caller left (no refusal is counted).
         self.refusal = None;
+        if let Some(upload) = &self.upload {
+            upload.close(true);
+        }
         let mut tally = self.seal(&rt, CLIENT_CLOSED, Outcome::Rejected);
-        tally.record.reason = Some("client disconnected before the response".into());
+        // Unless a broken upload says more.
+        let reason = &mut tally.record.reason;
+        reason.get_or_insert_with(|| "client disconnected before the response".into());
         // Written here and now: a task spawned to write it could be dropped
         // with its runtime at shutdown.
         let _ = rt.auditor.record_now(&tally.record);

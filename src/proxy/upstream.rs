@@ -11,13 +11,13 @@ use super::client::UpstreamClient;
 use super::error::{Kind, Refusal};
 use super::headers;
 use super::tunnel::Asked;
+use super::upload::UpstreamBody;
 use crate::config::{Limits, Upstream};
 use crate::policy::Policy;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
 
 /// `X-Request-Id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -179,13 +179,14 @@ pub enum Reading {
 /// or breaks off.
 pub async fn exchange(
     client: &UpstreamClient,
-    request: Request<Full<Bytes>>,
+    request: Request<UpstreamBody>,
     limits: &Limits,
     budget: &Budget,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,
     reading: Reading,
 ) -> Result<Answer, Refusal> {
+    let upload = request.body().progress();
     let sent = async {
         let mut answer = head(client, request, limits, upgrade, head_status).await?;
         match answer.streamed.take() {
@@ -197,9 +198,24 @@ pub async fn exchange(
             None => Ok(answer),
         }
     };
-    match tokio::time::timeout(limits.upstream_timeout, sent).await {
-        Ok(answer) => answer,
-        Err(_) => Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out")),
+    // A streamed upload runs under the idle timeout; the upstream then has
+    // `upstream_timeout` for its answer.
+    let deadline = async {
+        if let Some(upload) = &upload {
+            upload.settled(limits.stream_idle_timeout).await?;
+        }
+        tokio::time::sleep(limits.upstream_timeout).await;
+        Err(Refusal::new(Kind::UpstreamTimeout, "upstream timed out"))
+    };
+    let answer = tokio::select! {
+        biased;
+        answer = sent => answer,
+        late = deadline => late,
+    };
+    // An upload that broke off is why the exchange failed.
+    match (answer, upload.and_then(|u| u.failure())) {
+        (Err(_), Some(broke)) => Err(broke),
+        (answer, _) => answer,
     }
 }
 
@@ -230,7 +246,7 @@ fn streams(
 /// [`Answer::streamed`].
 async fn head(
     client: &UpstreamClient,
-    request: Request<Full<Bytes>>,
+    request: Request<UpstreamBody>,
     limits: &Limits,
     upgrade: Option<&Asked>,
     head_status: &mut Option<u16>,

@@ -499,7 +499,9 @@ async fn upstream_client_uses_the_integration_ca_and_alpn() {
     };
     let client = client::build(&upstream).expect("client");
     let uri = format!("https://127.0.0.1:{}/x", server.addr.port());
-    let request = Request::get(uri).body(Full::default()).expect("request");
+    let request = Request::get(uri)
+        .body(Bytes::new().into())
+        .expect("request");
     let response = client.request(request).await.expect("upstream answers");
     let body = response
         .into_body()
@@ -514,8 +516,8 @@ async fn upstream_client_uses_the_integration_ca_and_alpn() {
         ca: None,
         ..upstream
     };
-    let request =
-        Request::get(format!("https://127.0.0.1:{}/x", server.addr.port())).body(Full::default());
+    let request = Request::get(format!("https://127.0.0.1:{}/x", server.addr.port()))
+        .body(Bytes::new().into());
     let refused = client::build(&strict)
         .expect("client")
         .request(request.expect("request"))
