@@ -12,9 +12,12 @@
 //! batch, from its guard. Tasks of a multi-threaded runtime may move between
 //! threads at the yield, so they write at once instead ([`available`]).
 
-use super::{AuditError, Log, RuntimeFlavor, runtime_flavor, write_now};
+use super::blocking::runtime_flavor;
+use super::log::Log;
+use super::{AuditError, write_now};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 
 /// A record waiting for this thread's batch write.
