@@ -62,7 +62,7 @@
 //! - `walk.rs`: one walk of one document (visit, find, remove, prune).
 //! - `fold.rs`: key-name folding, and filters run on a folded view.
 //! - `explain.rs`: parse errors explained for policy authors.
-//! - `hash.rs`: [`Fx`], the seeded hash of key names and paths.
+//! - `hash.rs`: `Fx`, the seeded hash of key names and paths.
 
 mod allow;
 mod bits;

@@ -72,7 +72,7 @@ impl Selector {
         self.program.steps.is_empty()
     }
 
-    /// True when the path can share a [`RuleGroup`] walk: it has no filter, whose result
+    /// True when the path can share a [`RuleGroup`](super::RuleGroup) walk: it has no filter, whose result
     /// could depend on what an earlier rule of the group did.
     pub fn groupable(&self) -> bool {
         self.program.filters.is_empty()
