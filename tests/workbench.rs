@@ -366,3 +366,37 @@ fn a_policy_drafted_from_discovery_masks_every_planted_value_once_enforced() {
         );
     }
 }
+
+/// Without a token, the pages that describe integrations answer only requests
+/// addressed to an IP or localhost: a site an attacker re-points at 127.0.0.1
+/// (DNS rebinding) names itself in `Host` and reads nothing.
+#[test]
+fn without_a_token_a_rebound_host_name_reads_nothing() {
+    let config =
+        demo_config(&["- { id: r, methods: [GET], path: /x, request: pass, response: pass }"]);
+    let proxy = Proxy::builder()
+        .upstream("http://127.0.0.1:9")
+        .start(&config, &[]);
+    let url = proxy.admin_url();
+    let rebound = send(
+        &url,
+        "GET",
+        "/inventory",
+        &[("host", "attacker.example:9090")],
+        b"",
+    );
+    assert_eq!(rebound.status, 403, "{}", rebound.text());
+    assert!(!rebound.text().contains("demo"));
+    for host in ["localhost:1", "127.0.0.1", "[::1]:9090"] {
+        let r = send(&url, "GET", "/inventory", &[("host", host)], b"");
+        assert_eq!(r.status, 200, "{host}");
+    }
+    let probe = send(
+        &url,
+        "GET",
+        "/metrics",
+        &[("host", "attacker.example")],
+        b"",
+    );
+    assert_eq!(probe.status, 200, "probes and scrapers are not affected");
+}

@@ -47,6 +47,13 @@ async fn answer(shared: &Shared, req: Request<hyper::body::Incoming>) -> Respons
     let rt = shared.load_full();
     let path = req.uri().path().to_owned();
     let guarded = path == "/inventory" || path == "/discovery" || path.starts_with("/ui/api/");
+    if guarded && rt.config.admin_token.is_none() && !addressed_directly(&req) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "without admin.token these pages answer only requests to an IP address or localhost; set admin.token to use a host name\n".into(),
+        );
+    }
     if guarded && !authorized(rt.config.admin_token.as_ref(), req.headers()) {
         let mut r = text(
             StatusCode::UNAUTHORIZED,
@@ -148,6 +155,21 @@ fn draft(rt: &super::Runtime, query: &str) -> Response<Full<Bytes>> {
     }
 }
 
+/// Whether the request names the listener by an IP address or `localhost`.
+/// Without a token this is what keeps another site out: a page whose host name
+/// an attacker re-points at this address (DNS rebinding) sends its own name.
+fn addressed_directly<B>(req: &Request<B>) -> bool {
+    let host = req.uri().host().map(str::to_owned).or_else(|| {
+        let value = req.headers().get(header::HOST)?.to_str().ok()?;
+        let authority: http::uri::Authority = value.parse().ok()?;
+        Some(authority.host().to_owned())
+    });
+    host.is_some_and(|h| {
+        let bare = h.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok()
+    })
+}
+
 /// Whether the request may read guarded paths: always when no token is
 /// configured, else with `Authorization: Bearer <token>` whose SHA-256 matches.
 fn authorized(token: Option<&[u8; 32]>, headers: &HeaderMap) -> bool {
@@ -155,8 +177,9 @@ fn authorized(token: Option<&[u8; 32]>, headers: &HeaderMap) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     presented.is_some_and(|t| Sha256::digest(t.as_bytes()).as_slice().ct_eq(want).into())
 }
 
