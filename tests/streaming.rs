@@ -304,18 +304,7 @@ fn a_large_pass_download_streams_in_constant_memory_over_http1_and_http2() {
         // Nothing decodes a pass body: its coding passes untouched.
         assert_eq!(got.headers["content-encoding"], "gzip");
     }
-    let peak = peak_rss_kb(proxy.pid());
-    eprintln!("proxy VmHWM: {peak} kB");
-    assert!(peak < RSS_LIMIT_KB, "the proxy peaked at {peak} kB");
-    let records = records(&proxy, 2);
-    assert_eq!(records.len(), 2, "{records:?}");
-    for r in &records {
-        assert_eq!(r["outcome"], "forwarded", "{r}");
-        assert_eq!(r["status"], 200);
-        assert_eq!(r["response"]["policy"], "pass");
-        assert_eq!(r["response"]["bytes_in"], len);
-        assert_eq!(r["response"]["bytes_out"], len);
-    }
+    assert_streamed_in_constant_memory(&proxy, "response", len);
     proxy.verify_chain("audit.jsonl");
     let m = metrics::parse(&proxy.admin("/metrics").text());
     let out = [("direction", "response"), ("stage", "out")];
@@ -767,18 +756,7 @@ fn a_large_pass_upload_streams_in_constant_memory_over_http1_and_http2() {
         assert_eq!(body, format!(r#"{{"received":{len},"intact":true}}"#));
     }
     assert!(sink.bodies(2).iter().all(|b| !b.broken && b.intact));
-    let peak = peak_rss_kb(proxy.pid());
-    eprintln!("proxy VmHWM: {peak} kB");
-    assert!(peak < RSS_LIMIT_KB, "the proxy peaked at {peak} kB");
-    let records = records(&proxy, 2);
-    assert_eq!(records.len(), 2, "{records:?}");
-    for r in &records {
-        assert_eq!(r["outcome"], "forwarded", "{r}");
-        assert_eq!(r["status"], 200);
-        assert_eq!(r["request"]["policy"], "pass");
-        assert_eq!(r["request"]["bytes_in"], len, "{r}");
-        assert_eq!(r["request"]["bytes_out"], len, "{r}");
-    }
+    assert_streamed_in_constant_memory(&proxy, "request", len);
     proxy.verify_chain("audit.jsonl");
     let m = metrics::parse(&proxy.admin("/metrics").text());
     for stage in ["in", "out"] {
@@ -883,4 +861,21 @@ fn a_stalled_upload_ends_at_the_idle_timeout() {
         "{r}"
     );
     assert_eq!(r["request"]["bytes_in"], 2 * MIB, "{r}");
+}
+
+/// The proxy stayed under [`RSS_LIMIT_KB`] and wrote two forwarded records whose `side`
+/// (`request` | `response`) is `pass` with `len` bytes in and out.
+fn assert_streamed_in_constant_memory(proxy: &Proxy, side: &str, len: u64) {
+    let peak = peak_rss_kb(proxy.pid());
+    eprintln!("proxy VmHWM: {peak} kB");
+    assert!(peak < RSS_LIMIT_KB, "the proxy peaked at {peak} kB");
+    let records = records(proxy, 2);
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(r["outcome"], "forwarded", "{r}");
+        assert_eq!(r["status"], 200);
+        assert_eq!(r[side]["policy"], "pass");
+        assert_eq!(r[side]["bytes_in"], len, "{r}");
+        assert_eq!(r[side]["bytes_out"], len, "{r}");
+    }
 }

@@ -29,13 +29,6 @@ tests:
     expect: {"customer": {"card": "************1111"}}
 "#;
 
-/// A token made for this run (never a literal in the repo).
-fn fresh_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    hex::encode(bytes)
-}
-
 fn start(token: &str) -> Proxy {
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
     let config = demo_config(&[

@@ -224,11 +224,7 @@ fn the_workbench_page_shows_the_inventory_and_runs_the_playground_in_a_browser()
     let Some(mut b) = Browser::launch() else {
         return;
     };
-    let token = {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("random bytes");
-        hex::encode(bytes)
-    };
+    let token = fresh_token();
     let proxy = start_proxy(&token);
     b.call(
         "Page.navigate",

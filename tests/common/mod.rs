@@ -104,3 +104,10 @@ pub fn anonymous_integration(name: &str, routes: &[&str]) -> String {
     }
     entry
 }
+
+/// A random hex string made for this run (tokens and keys are never literals in the repo).
+pub fn fresh_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    hex::encode(bytes)
+}
