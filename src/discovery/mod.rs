@@ -294,9 +294,10 @@ impl Sample {
                 return;
             }
             None => {
-                self.index.insert(path.to_string(), self.found.len());
+                let i = self.found.len();
+                self.index.insert(path.to_string(), i);
                 self.found.push((path.to_string(), Field::default()));
-                self.found.len() - 1
+                i
             }
         };
         let field = &mut self.found[i].1;
